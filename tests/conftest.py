@@ -1,0 +1,85 @@
+"""Session fixtures shared by every test module: a moto server (IAM auth on) holding the world of
+`local_stack.aws_world`, sample COGs in each bucket, and provider secrets holding real STS credentials.
+
+Tests that need the raster API build it in their own fixtures *after* `api_env` has set the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from local_stack.aws_world import (
+    DAAC_A_SECRET,
+    DAAC_B_SECRET,
+    AwsWorld,
+    Keys,
+    build_world,
+    moto_server,
+    providers_config,
+    upload_samples,
+)
+
+# Never let a test reach a real AWS account or a developer's profile.
+for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    os.environ.pop(_var, None)
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def aws_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsWorld]:
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with moto_server(log_path=str(log)) as endpoint:
+        world = build_world(endpoint)
+        yield world
+
+
+@pytest.fixture(scope="session")
+def sample_urls(aws_world: AwsWorld) -> dict[str, str]:
+    """bucket -> s3:// URL of that bucket's sample COG."""
+    return upload_samples(aws_world)
+
+
+@pytest.fixture(scope="session")
+def daac_keys(aws_world: AwsWorld) -> dict[str, Keys]:
+    """Real STS credentials for each DAAC role, as the DAAC's s3credentials endpoint would hand them out."""
+    return {"daac-a": aws_world.assume("daac-a-s3"), "daac-b": aws_world.assume("daac-b-s3")}
+
+
+@pytest.fixture(scope="session")
+def provider_secrets(aws_world: AwsWorld, daac_keys: dict[str, Keys]) -> dict[str, str]:
+    """Write each earthdata provider's secret the way the rotator does; returns provider -> secret id."""
+    ids = {"daac-a": DAAC_A_SECRET, "daac-b": DAAC_B_SECRET}
+    for name, secret_id in ids.items():
+        aws_world.put_secret(secret_id, daac_keys[name].earthdata_json())
+    return ids
+
+
+@pytest.fixture(scope="session")
+def lambda_keys(aws_world: AwsWorld) -> Keys:
+    """The raster API's own identity: assumed-role credentials with a session token, as on Lambda."""
+    return aws_world.assume("raster-lambda", session_name="raster-api")
+
+
+@pytest.fixture
+def api_env(
+    monkeypatch: pytest.MonkeyPatch,
+    aws_world: AwsWorld,
+    lambda_keys: Keys,
+    sample_urls: dict[str, str],
+    provider_secrets: dict[str, str],
+) -> dict[str, str]:
+    """The environment of a raster API process in this world (set on os.environ for the test's duration)."""
+    env = {
+        **aws_world.endpoint_env(),
+        **lambda_keys.env(),
+        "PROVIDERS_CONFIG": json.dumps(providers_config(aws_world)),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
