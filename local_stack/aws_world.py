@@ -49,10 +49,16 @@ def _s3_read_policy(*buckets: str) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-             "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets]},
-            {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-             "Resource": [f"arn:aws:s3:::{b}" for b in buckets]},
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": [f"arn:aws:s3:::{b}" for b in buckets],
+            },
         ],
     }
 
@@ -83,8 +89,12 @@ class Keys:
     def earthdata_json(self) -> dict[str, str]:
         """The shape a DAAC's s3credentials endpoint returns."""
         assert self.session_token and self.expiration
-        return {"accessKeyId": self.access_key_id, "secretAccessKey": self.secret_access_key,
-                "sessionToken": self.session_token, "expiration": self.expiration}
+        return {
+            "accessKeyId": self.access_key_id,
+            "secretAccessKey": self.secret_access_key,
+            "sessionToken": self.session_token,
+            "expiration": self.expiration,
+        }
 
     def secret_values(self) -> tuple[str, ...]:
         return tuple(v for v in (self.secret_access_key, self.session_token) if v)
@@ -105,9 +115,13 @@ class AwsWorld:
     def client(self, service: str, keys: Keys | None = None) -> Any:
         keys = keys or self.admin
         return boto3.client(
-            service, region_name=REGION, endpoint_url=self.endpoint,
-            aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
-            aws_session_token=keys.session_token, config=Config(retries={"max_attempts": 1}),
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=keys.access_key_id,
+            aws_secret_access_key=keys.secret_access_key,
+            aws_session_token=keys.session_token,
+            config=Config(retries={"max_attempts": 1}),
         )
 
     def assume(self, role: str, duration: int = 3600, session_name: str = "test") -> Keys:
@@ -116,8 +130,12 @@ class AwsWorld:
         creds = self.client("sts").assume_role(
             RoleArn=self.role_arns[role], RoleSessionName=session_name, DurationSeconds=duration, **extra
         )["Credentials"]
-        return Keys(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"],
-                    creds["Expiration"].isoformat(sep=" ", timespec="seconds"))
+        return Keys(
+            creds["AccessKeyId"],
+            creds["SecretAccessKey"],
+            creds["SessionToken"],
+            creds["Expiration"].isoformat(sep=" ", timespec="seconds"),
+        )
 
     def gdal_env(self) -> dict[str, str]:
         """GDAL's endpoint variables for this server."""
@@ -125,8 +143,12 @@ class AwsWorld:
 
     def endpoint_env(self) -> dict[str, str]:
         """Everything a process needs to talk to this server: boto3's and GDAL's endpoint variables."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-                **self.gdal_env()}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            **self.gdal_env(),
+        }
 
     def put_object(self, bucket: str, key: str, body: bytes) -> None:
         self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
@@ -151,21 +173,35 @@ ROLE_POLICIES: dict[str, dict[str, Any]] = {
         "Version": "2012-10-17",
         "Statement": [
             *_s3_read_policy(OWN_BUCKET, PUBLIC_BUCKET)["Statement"],
-            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-             "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:raster/providers/*"},
-            {"Effect": "Allow", "Action": "sts:AssumeRole",
-             "Resource": f"arn:aws:iam::{ACCOUNT_ID}:role/partner-reader"},
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:raster/providers/*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": f"arn:aws:iam::{ACCOUNT_ID}:role/partner-reader",
+            },
         ],
     },
     "rotator": {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-             "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{EARTHDATA_LOGIN_SECRET}*"},
-            {"Effect": "Allow",
-             "Action": ["secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret",
-                        "secretsmanager:GetSecretValue"],
-             "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:raster/providers/*"},
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{EARTHDATA_LOGIN_SECRET}*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                ],
+                "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:raster/providers/*",
+            },
         ],
     },
 }
@@ -176,12 +212,21 @@ BUCKETS = (DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET, PUBLIC_BUCK
 def build_world(endpoint: str, buckets: tuple[str, ...] = BUCKETS) -> AwsWorld:
     """Create users, roles, buckets and empty provider secrets, then switch IAM authentication on."""
     bootstrap = Keys("AKIABOOTSTRAPBOOTSTRA", "bootstrap-secret-bootstrap-secret-0000")
-    iam = boto3.client("iam", region_name=REGION, endpoint_url=endpoint,
-                       aws_access_key_id=bootstrap.access_key_id,
-                       aws_secret_access_key=bootstrap.secret_access_key)
+    iam = boto3.client(
+        "iam",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id=bootstrap.access_key_id,
+        aws_secret_access_key=bootstrap.secret_access_key,
+    )
     iam.create_user(UserName="admin")
-    iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    iam.put_user_policy(
+        UserName="admin",
+        PolicyName="all",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
     key = iam.create_access_key(UserName="admin")["AccessKey"]
     world = AwsWorld(endpoint=endpoint, admin=Keys(key["AccessKeyId"], key["SecretAccessKey"]))
     for role, policy in ROLE_POLICIES.items():
@@ -192,8 +237,9 @@ def build_world(endpoint: str, buckets: tuple[str, ...] = BUCKETS) -> AwsWorld:
     s3 = world.client("s3")
     for bucket in buckets:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0",
-                  headers={"Content-Type": "text/plain"}, timeout=10).raise_for_status()
+    requests.post(
+        f"{endpoint}/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, timeout=10
+    ).raise_for_status()
     return world
 
 
@@ -215,7 +261,9 @@ def moto_server(port: int = 0, log_path: str | None = None) -> Iterator[str]:
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -289,11 +337,35 @@ def providers_config(world: AwsWorld, earthdata_url: str = "http://127.0.0.1:9/"
     """
     base = earthdata_url.rstrip("/")
     return [
-        {"name": "daac-a", "title": "DAAC A (Earthdata)", "kind": "earthdata", "buckets": [DAAC_A_BUCKET],
-         "credentials_url": f"{base}/daac-a/s3credentials", "secret_id": DAAC_A_SECRET},
-        {"name": "daac-b", "title": "DAAC B (Earthdata)", "kind": "earthdata", "buckets": ["daac-b-*"],
-         "credentials_url": f"{base}/daac-b/s3credentials", "secret_id": DAAC_B_SECRET},
-        {"name": "partner", "title": "Partner account", "kind": "assume_role", "buckets": [PARTNER_BUCKET],
-         "role_arn": world.role_arns["partner-reader"], "external_id": PARTNER_EXTERNAL_ID},
-        {"name": "own", "title": "Our buckets", "kind": "default", "buckets": [OWN_BUCKET], "allow_download": True},
+        {
+            "name": "daac-a",
+            "title": "DAAC A (Earthdata)",
+            "kind": "earthdata",
+            "buckets": [DAAC_A_BUCKET],
+            "credentials_url": f"{base}/daac-a/s3credentials",
+            "secret_id": DAAC_A_SECRET,
+        },
+        {
+            "name": "daac-b",
+            "title": "DAAC B (Earthdata)",
+            "kind": "earthdata",
+            "buckets": ["daac-b-*"],
+            "credentials_url": f"{base}/daac-b/s3credentials",
+            "secret_id": DAAC_B_SECRET,
+        },
+        {
+            "name": "partner",
+            "title": "Partner account",
+            "kind": "assume_role",
+            "buckets": [PARTNER_BUCKET],
+            "role_arn": world.role_arns["partner-reader"],
+            "external_id": PARTNER_EXTERNAL_ID,
+        },
+        {
+            "name": "own",
+            "title": "Our buckets",
+            "kind": "default",
+            "buckets": [OWN_BUCKET],
+            "allow_download": True,
+        },
     ]

@@ -19,18 +19,28 @@ def make_cog(base: int, bounds: tuple[float, float, float, float] = DEFAULT_BOUN
     cols = np.arange(size, dtype=np.uint16) // 64
     data = np.broadcast_to((base + cols).astype(np.uint8), (size, size)).copy()
     profile = {
-        "driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": "uint8",
-        "crs": "EPSG:4326", "transform": from_bounds(*bounds, size, size), "nodata": 0,
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:4326",
+        "transform": from_bounds(*bounds, size, size),
+        "nodata": 0,
     }
     with MemoryFile() as src_mem:
         with src_mem.open(**profile) as dst:
             dst.write(data, 1)
         with src_mem.open() as src, MemoryFile() as out_mem:
-            cog_profile = {**src.profile, "driver": "COG", "blocksize": 256, "compress": "DEFLATE",
-                           "overview_resampling": "nearest"}
-            with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-                with out_mem.open(**cog_profile) as dst:
-                    dst.write(src.read())
+            cog_profile = {
+                **src.profile,
+                "driver": "COG",
+                "blocksize": 256,
+                "compress": "DEFLATE",
+                "overview_resampling": "nearest",
+            }
+            with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), out_mem.open(**cog_profile) as dst:
+                dst.write(src.read())
             return bytes(out_mem.read())
 
 

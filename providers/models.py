@@ -118,8 +118,10 @@ def _describe(exc: ValidationError, raw: Sequence[Any]) -> str:
     for err in exc.errors():
         loc = list(err["loc"])
         where = "PROVIDERS_CONFIG"
-        if loc and isinstance(loc[0], int):
-            index = loc.pop(0)
+        first = loc[0] if loc else None
+        if isinstance(first, int):
+            index = first
+            loc.pop(0)
             entry = raw[index] if index < len(raw) else None
             name = entry.get("name") if isinstance(entry, dict) else None
             where = f"provider {name!r}" if name else f"provider #{index}"

@@ -18,8 +18,11 @@ def test_daac_role_reads_only_its_bucket(aws_world, sample_urls, daac_keys):
 
 def test_gdal_is_refused_with_another_providers_keys(aws_world, sample_urls, daac_keys):
     keys = daac_keys["daac-a"]
-    session = AWSSession(aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
-                         aws_session_token=keys.session_token)
+    session = AWSSession(
+        aws_access_key_id=keys.access_key_id,
+        aws_secret_access_key=keys.secret_access_key,
+        aws_session_token=keys.session_token,
+    )
     with rasterio.Env(session, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", **aws_world.gdal_env()):
         with pytest.raises(rasterio.errors.RasterioIOError):
             rasterio.open(f"/vsis3/{DAAC_B_BUCKET}/{SAMPLE_KEYS[DAAC_B_BUCKET]}")
