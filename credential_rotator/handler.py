@@ -1,0 +1,42 @@
+"""`credential_rotator.handler.handler`: the Lambda entry point, run every 30 minutes by EventBridge.
+
+A scheduled event rotates every earthdata provider; `{"providers": ["daac-a", ...]}` rotates only those. The
+invocation ends in error when any provider failed (after all the others were written), so the Lambda's `Errors`
+metric and its alarm fire; the message names each failed provider and its fault, never a credential.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from credential_rotator.observability import configure_logging
+from credential_rotator.rotate import RotationResult, run
+
+logger = logging.getLogger(__name__)
+
+
+class RotationFailedError(Exception):
+    """At least one provider could not be rotated; the message lists each with its fault."""
+
+
+def providers_from_event(event: Mapping[str, Any] | None) -> list[str] | None:
+    """The provider names an event asks for, or None for "all" (EventBridge's scheduled event has no such key)."""
+    if not isinstance(event, Mapping) or "providers" not in event:
+        return None
+    names = event["providers"]
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError('event "providers" must be a non-empty list of provider names')
+    return names
+
+
+def handler(event: Mapping[str, Any] | None, context: Any) -> RotationResult:
+    configure_logging()
+    report = run(names=providers_from_event(event))
+    result = report.result()
+    if report.failed:
+        raise RotationFailedError(report.failure_message())
+    return result
