@@ -1,0 +1,98 @@
+"""Child processes of the local stack (and of tests that serve the API): started in their own process group, stopped
+as a group, so Ctrl-C or a failed start-up never leaves a server behind.
+
+The raster API always runs in a child process, never in the runner's interpreter: its environment *is* its AWS
+identity (as on Lambda), and GDAL must not share a GIL with the servers it talks to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import IO
+
+import requests
+
+API_APP = "raster_api.main:create_app"
+
+
+def start_process(argv: Sequence[str], env: Mapping[str, str], log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """Start `argv` in a new session (its own process group) with exactly `env` as its environment."""
+    return subprocess.Popen(  # noqa: S603 - argv is built by this package, never from user input
+        list(argv),
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM the process group, wait, then SIGKILL whatever is left of it."""
+    if proc.poll() is None:
+        _signal_group(proc, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+    # Grandchildren (e.g. uvicorn workers) may outlive the leader: the group goes in any case.
+    _signal_group(proc, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def api_argv(port: int, host: str = "127.0.0.1", log_level: str = "info") -> list[str]:
+    """uvicorn serving the raster API app factory."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        API_APP,
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+        "--no-server-header",
+    ]
+
+
+def wait_until_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Poll `url` until it answers 200; fail early when the process dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+def base_env() -> dict[str, str]:
+    """The parts of this process's environment a child needs that carry no AWS identity."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "PROJ_DATA", "GDAL_DATA")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    # Never let a child fall back to a developer's profile or an instance role.
+    env.update(
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+        PYTHONUNBUFFERED="1",
+    )
+    return env

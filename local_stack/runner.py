@@ -1,0 +1,291 @@
+"""The whole system on one machine, on 127.0.0.1, with one command (`python -m local_stack`): a DEVELOPMENT TOOL.
+
+What runs, in start-up order (each piece is the real one except AWS and Earthdata, which are local stand-ins):
+1. moto in server mode (S3, STS, IAM, Secrets Manager) with IAM authentication on, holding the world of
+   `local_stack.aws_world` and a sample COG per bucket, each readable only by its provider's identity;
+2. the Earthdata Login + DAAC `s3credentials` emulator, minting real moto STS credentials per DAAC;
+3. the real credential rotator (as the `rotator` role), once before serving and then every `rotate_every` seconds;
+4. pgstac with sample collections and a registered search, when PostgreSQL + PostGIS are installed;
+5. the raster API under uvicorn, in a child process whose environment is the `raster-lambda` identity.
+
+Every child runs in its own process group and is stopped as a group on Ctrl-C, SIGTERM, or a failed start-up.
+With `real_aws` only the API runs, with this shell's AWS identity and the caller's `PROVIDERS_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from local_stack.aws_world import (
+    EARTHDATA_LOGIN_SECRET,
+    AwsWorld,
+    build_world,
+    moto_server,
+    providers_config,
+    upload_samples,
+)
+from local_stack.processes import api_argv, base_env, start_process, stop_process, wait_until_healthy
+from providers.models import owner_of, parse_providers
+
+DEFAULT_PORT = 8000
+HOST = "127.0.0.1"
+EARTHDATA_USER = "local-stack-user"
+ROTATOR_ARGV = [sys.executable, "-c", "import sys; from credential_rotator.cli import main; sys.exit(main())"]
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    port: int = DEFAULT_PORT
+    real_aws: bool = False
+    pgstac: bool = True
+    rotate_every: float = 60.0
+    state_file: Path | None = None
+
+
+class StartupError(RuntimeError):
+    """A piece of the stack could not start; the message says which and why."""
+
+
+def say(message: str) -> None:
+    print(f"[local-stack] {message}", flush=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(options: StackOptions) -> int:
+    """Start everything, serve until Ctrl-C/SIGTERM (or until the API dies), stop everything. Returns an exit code."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    code = 0
+    with ExitStack() as stack:
+        try:
+            _check_port_free(options.port)
+            logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="local-stack-")))
+            api = _start_real_aws(stack, options, logs) if options.real_aws else _start_local(stack, options, logs)
+            say(f"ready: open http://{HOST}:{options.port}/ (Ctrl-C stops everything)")
+            api.wait()
+            say(f"the API exited on its own (code {api.returncode}); stopping")
+            code = 1
+        except KeyboardInterrupt:
+            say("stopping")
+        except StartupError as exc:
+            say(f"start-up failed: {exc}")
+            code = 1
+        finally:
+            # A second Ctrl-C must not cut the clean-up short: every child is stopped with bounded waits.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    say("stopped")
+    return code
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            raise StartupError(f"port {port} on {HOST} is in use; pass --port") from None
+
+
+def _start_real_aws(stack: ExitStack, options: StackOptions, logs: Path) -> subprocess.Popen[bytes]:
+    if not os.environ.get("PROVIDERS_CONFIG"):
+        raise StartupError("--real-aws needs PROVIDERS_CONFIG (inline JSON or a file path) in the environment")
+    say("real AWS: only the API runs, with this shell's AWS identity, reading the real provider secrets")
+    return _start_api(stack, dict(os.environ), options.port)
+
+
+def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subprocess.Popen[bytes]:
+    say("development tools on 127.0.0.1 only (moto, Earthdata emulator): never deployed, never for real data")
+    say(f"logs in {logs}")
+    say("starting moto (S3, STS, IAM, Secrets Manager) with IAM authentication on")
+    endpoint = stack.enter_context(moto_server(log_path=str(logs / "moto.log")))
+    world = build_world(endpoint)
+    say(f"moto: {endpoint}")
+    samples = upload_samples(world)
+    say(f"sample COGs uploaded: {', '.join(samples.values())}")
+
+    edl, edl_password = _start_earthdata(stack, world)
+    world.put_secret(EARTHDATA_LOGIN_SECRET, {"username": EARTHDATA_USER, "password": edl_password})
+    providers_json = json.dumps(providers_config(world, earthdata_url=edl.base_url))
+
+    rotator = Rotator(world, providers_json, edl.base_url, logs / "rotator.log")
+    say("running the credential rotator once (as the rotator role)")
+    if not rotator.run_once():
+        raise StartupError(f"the credential rotator failed; see {logs / 'rotator.log'}")
+    say("rotator: every earthdata provider's secret written")
+    stack.enter_context(rotator.schedule(options.rotate_every))
+    say(f"rotator: scheduled every {options.rotate_every:.0f} s")
+
+    db_env, db_state = _start_pgstac(stack, samples) if options.pgstac else _no_pgstac("--no-pgstac given")
+    env = {
+        **base_env(),
+        **world.endpoint_env(),
+        **world.assume("raster-lambda", session_name="raster-api").env(),
+        "PROVIDERS_CONFIG": providers_json,
+        "RASTER_API_VIEWER_SAMPLES": json.dumps(_viewer_samples(providers_json, samples)),
+        **db_env,
+    }
+    api = _start_api(stack, env, options.port)
+    _print_urls(options.port, samples, providers_json, edl.base_url, db_state)
+    if options.state_file:
+        state = {"api": f"http://{HOST}:{options.port}", "moto": endpoint, "earthdata": edl.base_url, **db_state}
+        _write_state(stack, options.state_file, world, state)
+    return api
+
+
+def _start_earthdata(stack: ExitStack, world: AwsWorld) -> tuple[Any, str]:
+    from local_stack.earthdata_emulator import EarthdataEmulator, daac_minters
+
+    password = secrets.token_urlsafe(16)
+    edl = stack.enter_context(EarthdataEmulator(users={EARTHDATA_USER: password}, daacs=daac_minters(world)))
+    say(f"Earthdata Login emulator (DEVELOPMENT TOOL, mints moto STS credentials per DAAC): {edl.base_url}")
+    return edl, password
+
+
+def _no_pgstac(reason: str) -> tuple[dict[str, str], dict[str, Any]]:
+    say(f"pgstac: OFF ({reason}); COG endpoints only, no /searches or /collections mosaics")
+    return {}, {}
+
+
+def _start_pgstac(stack: ExitStack, samples: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+    from local_stack.pgstac_db import pgstac_database, postgis_missing
+    from local_stack.pgstac_samples import load_samples, register_search
+
+    reason = postgis_missing()
+    if reason:
+        return _no_pgstac(reason)
+    say("starting PostgreSQL + PostGIS and migrating pgstac")
+    try:
+        db = stack.enter_context(pgstac_database())
+        collections = load_samples(db.dsn, samples)
+        search_id = register_search(db.dsn, collections)
+    except (RuntimeError, OSError) as exc:
+        return _no_pgstac(f"PostgreSQL did not start: {exc}")
+    say(f"pgstac: 127.0.0.1:{db.port}/{db.dbname}, collections {', '.join(collections)}; search {search_id}")
+    return db.env(), {"database_port": db.port, "pgstac_directory": str(db.directory), "search_id": search_id}
+
+
+def _start_api(stack: ExitStack, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    say(f"starting the raster API (uvicorn) on http://{HOST}:{port}")
+    proc = start_process(api_argv(port), env)
+    stack.callback(stop_process, proc)
+    try:
+        wait_until_healthy(f"http://{HOST}:{port}/healthz", proc, timeout=90)
+    except RuntimeError as exc:
+        raise StartupError(f"the raster API did not come up: {exc}") from None
+    return proc
+
+
+def _viewer_samples(providers_json: str, samples: dict[str, str]) -> list[dict[str, str]]:
+    providers = parse_providers(json.loads(providers_json))
+    out = []
+    for bucket, url in samples.items():
+        owner = owner_of(providers, bucket)
+        name = owner.name if owner else ""
+        out.append({"url": url, "provider": name, "title": f"{owner.display_title if owner else bucket}: {url}"})
+    return out
+
+
+def _print_urls(
+    port: int, samples: dict[str, str], providers_json: str, earthdata: str, db_state: dict[str, Any]
+) -> None:
+    api = f"http://{HOST}:{port}"
+    say(f"viewer:    {api}/")
+    say(f"API docs:  {api}/docs")
+    say(f"providers: {api}/providers")
+    for sample in _viewer_samples(providers_json, samples):
+        say(f"tilejson:  {api}/cog/WebMercatorQuad/tilejson.json?url={sample['url']}&provider={sample['provider']}")
+    if db_state.get("search_id"):
+        say(f"mosaic:    {api}/searches/{db_state['search_id']}/info")
+
+
+def _write_state(stack: ExitStack, path: Path, world: AwsWorld, state: dict[str, Any]) -> None:
+    """For scripts and tests: endpoints and the moto world's admin keys (local fakes, but still kept 0600)."""
+    state = {**state, "admin": {"access_key_id": world.admin.access_key_id, "secret": world.admin.secret_access_key}}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(state, handle)
+    stack.callback(lambda: path.unlink(missing_ok=True))
+
+
+class Rotator:
+    """Runs the real credential rotator in a child process with the `rotator` role's identity."""
+
+    def __init__(self, world: AwsWorld, providers_json: str, earthdata_url: str, log_path: Path) -> None:
+        self.world = world
+        self.providers_json = providers_json
+        self.earthdata_url = earthdata_url
+        self.log_path = log_path
+        self._lock = threading.Lock()
+        self._current: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+
+    def env(self) -> dict[str, str]:
+        return {
+            **base_env(),
+            **self.world.endpoint_env(),
+            **self.world.assume("rotator", session_name="credential-rotator").env(),
+            "PROVIDERS_CONFIG": self.providers_json,
+            "EARTHDATA_LOGIN_SECRET_ID": EARTHDATA_LOGIN_SECRET,
+            "EARTHDATA_URL": self.earthdata_url,
+        }
+
+    def run_once(self, timeout: float = 180.0) -> bool:
+        """One rotation; True when the rotator exited 0 (every provider rotated)."""
+        with self._lock, open(self.log_path, "ab") as log:
+            if self._stopping.is_set():
+                return False
+            proc = start_process(ROTATOR_ARGV, self.env(), log)
+            self._current = proc
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_process(proc)
+        finally:
+            with self._lock:
+                self._current = None
+        return proc.returncode == 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            proc = self._current
+        if proc is not None:
+            stop_process(proc)
+
+    @contextmanager
+    def schedule(self, every: float) -> Iterator[None]:
+        """Rotate every `every` seconds in a background thread until the context exits."""
+        thread = threading.Thread(target=self._loop, args=(every, say), name="rotator-schedule", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self.stop()
+            thread.join(timeout=15)
+
+    def _loop(self, every: float, report: Callable[[str], None]) -> None:
+        while not self._stopping.wait(every):
+            try:
+                ok = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - a failed run is reported, the schedule goes on
+                report(f"rotator: scheduled run failed to start ({type(exc).__name__})")
+                continue
+            if not self._stopping.is_set():
+                report("rotator: scheduled run ok" if ok else f"rotator: scheduled run FAILED; see {self.log_path}")

@@ -1,0 +1,82 @@
+"""The publisher viewer: one HTML page at `/` to preview a COG through the API itself.
+
+Data publishers pick a provider, paste an `s3://` URL (or pick a configured sample), and see `/cog/info`,
+`/cog/statistics` and the tiles on a Leaflet map with rescale and colormap controls. The page must work with no
+internet (and so no CDN): Leaflet's script and style come from the `xstatic-leaflet` package and are served by this
+API, and there is no external basemap.
+
+Samples are configuration (`RASTER_API_VIEWER_SAMPLES`, a JSON list of `{"url", "provider"?, "title"?}`), so the
+local stack can offer its sample COGs while a deployment offers none or its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import xstatic.pkg.leaflet
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).parent
+TEMPLATES = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
+STATIC_DIR = PACKAGE_DIR / "static"
+LEAFLET_DIR = Path(xstatic.pkg.leaflet.BASE_DIR)
+
+LEAFLET_ROUTE = "leaflet-static"
+VIEWER_STATIC_ROUTE = "viewer-static"
+
+# rio-tiler colormap names offered in the page (all ship with rio-tiler; "none" renders the raw/rescaled values).
+COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "greys_r", "terrain", "rdylgn", "spectral", "rainbow")
+
+
+class ViewerSample(BaseModel):
+    """A COG offered in the viewer's sample list."""
+
+    url: Annotated[str, Field(description="s3:// URL of the COG")]
+    provider: Annotated[str | None, Field(description="Provider to read it with")] = None
+    title: Annotated[str | None, Field(description="Label shown in the list")] = None
+
+
+class ViewerSettings(BaseSettings):
+    """`RASTER_API_VIEWER_SAMPLES`: JSON list of samples offered in the viewer (default: none)."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_VIEWER_", extra="ignore")
+
+    samples: list[ViewerSample] = Field(default_factory=list)
+
+
+router = APIRouter(tags=["Viewer"])
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def viewer_page(request: Request) -> HTMLResponse:
+    """The publisher viewer (HTML)."""
+    return TEMPLATES.TemplateResponse(
+        request,
+        "viewer.html",
+        {
+            "leaflet_js": request.url_for(LEAFLET_ROUTE, path="leaflet.js").path,
+            "leaflet_css": request.url_for(LEAFLET_ROUTE, path="leaflet.css").path,
+            "viewer_js": request.url_for(VIEWER_STATIC_ROUTE, path="viewer.js").path,
+            "viewer_css": request.url_for(VIEWER_STATIC_ROUTE, path="viewer.css").path,
+            "api_root": request.scope.get("root_path", "").rstrip("/"),
+            "colormaps": COLORMAPS,
+        },
+    )
+
+
+@router.get("/viewer/samples", response_model=list[ViewerSample], summary="Sample COGs offered by the viewer")
+def viewer_samples() -> list[ViewerSample]:
+    return ViewerSettings().samples
+
+
+def add_viewer(app: FastAPI) -> None:
+    """Register the viewer page, its sample list and the static files it needs (Leaflet and its own script)."""
+    app.include_router(router)
+    app.mount("/static/leaflet", StaticFiles(directory=LEAFLET_DIR), name=LEAFLET_ROUTE)
+    app.mount("/static/viewer", StaticFiles(directory=STATIC_DIR), name=VIEWER_STATIC_ROUTE)
