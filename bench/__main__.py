@@ -1,0 +1,172 @@
+"""`python -m bench`: run every benchmark side by side, write `bench/results.json`, `docs/benchmarks.md` and
+`docs/benchmarks-latency.png`.
+
+Options: `--quick` (fewer samples, for a smoke run), `--only NAME` (repeatable: latency, secrets, cold, mosaic,
+throughput). The whole run starts its own moto (and PostgreSQL when installed) and stops them at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.report import Row, Section, machine, now, write
+from bench.world import SAFE_ENV, BenchWorld, bench_world
+from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET, patched_environ
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL = ("latency", "secrets", "cold", "mosaic", "throughput")
+REFRESH_INTERVAL_S = 4.0
+
+log = logging.getLogger("bench")
+
+
+def _latency(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from bench.inprocess import create_ours
+    from bench.latency import run_tile_latency
+    from bench.vanilla import create_vanilla_app
+
+    daac = bw.daac_keys["daac-a"]
+    static_daac = {
+        "AWS_ACCESS_KEY_ID": daac.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": daac.secret_access_key,
+        "AWS_SESSION_TOKEN": daac.session_token or "",
+    }
+    with patched_environ({**SAFE_ENV, **bw.api_env()}):
+        return run_tile_latency(
+            create_ours(),
+            {
+                "own-data (default kind)": create_vanilla_app(),
+                "daac-a (earthdata kind)": create_vanilla_app(static_daac),
+            },
+            [
+                ("own-data (default kind)", bw.sample_urls[OWN_BUCKET], "own"),
+                ("daac-a (earthdata kind)", bw.sample_urls[DAAC_A_BUCKET], "daac-a"),
+            ],
+            count=60 if quick else 250,
+        )
+
+
+def _secrets(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from bench.inprocess import create_ours
+    from bench.secret_reads import run_secret_reads
+    from local_stack.aws_world import DAAC_A_SECRET, DAAC_B_SECRET
+
+    env = {**SAFE_ENV, **bw.api_env(RASTER_API_CREDENTIALS_REFRESH_INTERVAL=str(REFRESH_INTERVAL_S))}
+    with patched_environ(env):
+        urls = {
+            "daac-a": (bw.sample_urls[DAAC_A_BUCKET], DAAC_A_SECRET),
+            "daac-b": (bw.sample_urls[DAAC_B_BUCKET], DAAC_B_SECRET),
+            "partner": (bw.sample_urls[PARTNER_BUCKET], bw.world.role_arns["partner-reader"]),
+            "own": (bw.sample_urls[OWN_BUCKET], None),
+        }
+        return run_secret_reads(
+            create_ours(), urls, REFRESH_INTERVAL_S, min_requests=200 if quick else 1000, min_intervals=2.5
+        )
+
+
+def _cold(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from bench.cold_start import run_cold_start
+
+    return run_cold_start({**bw.api_env(), **_clean(SAFE_ENV)}, bw.sample_urls[OWN_BUCKET], runs=3 if quick else 7)
+
+
+def _mosaic(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from local_stack.pgstac_db import pgstac_database, postgis_missing
+
+    reason = postgis_missing()
+    if reason:
+        return Section(name="mosaic threads", skipped=f"PostgreSQL/PostGIS unavailable: {reason}")
+    from bench.mosaic import load_mosaic, run_mosaic
+
+    with pgstac_database(base_dir=str(workdir)) as db:
+        load_mosaic(db.dsn, bw.mosaic_urls)
+        env = {**bw.api_env(RASTER_API_PGSTAC_ENABLED="true"), **_clean(SAFE_ENV)}
+        return run_mosaic(env, db.env(), workdir, rounds=3 if quick else 12)
+
+
+def _throughput(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from bench.throughput import run_throughput
+
+    ours_sources: list[tuple[str, str | None]] = [
+        (bw.sample_urls[OWN_BUCKET], "own"),
+        (bw.sample_urls[DAAC_A_BUCKET], "daac-a"),
+        (bw.sample_urls[DAAC_B_BUCKET], "daac-b"),
+        (bw.sample_urls[PARTNER_BUCKET], "partner"),
+    ]
+    return run_throughput(
+        {**bw.api_env(), **_clean(SAFE_ENV)},
+        {**bw.vanilla_env(), **_clean(SAFE_ENV)},
+        ours_sources,
+        [(bw.sample_urls[OWN_BUCKET], None)],
+        workdir,
+        total=400 if quick else 2000,
+        block=100 if quick else 200,
+    )
+
+
+def _clean(env: dict[str, str | None]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if v is not None}
+
+
+RUNNERS: dict[str, Callable[[BenchWorld, bool, Path], Section]] = {
+    "latency": _latency,
+    "secrets": _secrets,
+    "cold": _cold,
+    "mosaic": _mosaic,
+    "throughput": _throughput,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run); results still written")
+    parser.add_argument("--only", action="append", choices=ALL, help="run only these benchmarks")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("rasterio").setLevel(logging.WARNING)
+    started, t0, load0 = now(), time.monotonic(), os.getloadavg()
+    sections: list[Section] = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, patched_environ(SAFE_ENV):
+        workdir = Path(tmp)
+        log.info("starting moto and building the world")
+        with bench_world(workdir) as bw:
+            for name in args.only or ALL:
+                log.info("running %s", name)
+                t = time.monotonic()
+                try:
+                    sections.append(RUNNERS[name](bw, args.quick, workdir))
+                except Exception as exc:  # one broken benchmark must not hide the others' figures
+                    traceback.print_exc()
+                    sections.append(
+                        Section(
+                            name=name, rows=[Row(name, "run", "error", "", False, f"{type(exc).__name__}: {exc}"[:300])]
+                        )
+                    )
+                log.info("%s done in %.0f s", name, time.monotonic() - t)
+    meta = {
+        "started": started,
+        "finished": now(),
+        "duration_s": time.monotonic() - t0,
+        "machine": machine(),
+        "loadavg_start": "/".join(f"{x:.2f}" for x in load0),
+        "loadavg_end": "/".join(f"{x:.2f}" for x in os.getloadavg()),
+        "quick": args.quick,
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    write(sections, meta, ROOT)
+    for s in sections:
+        for r in s.rows:
+            log.info("%-12s %-8s %s", r.benchmark, r.verdict.strip("*"), r.value)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Cold start in fresh interpreters: importing our Lambda handler vs bare titiler + mangum, and the time to the
+first tile through the Mangum handler (an API Gateway HTTP API v2 event), alternating the contenders run by run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.report import Row, Section
+from bench.stats import median_ratio, summarize
+from bench.tiles import tile_path, tiles_within
+from local_stack.samples import DEFAULT_BOUNDS as SAMPLE_BOUNDS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+IMPORT_OURS = "import raster_api.handler"
+IMPORT_BARE = "import titiler.core, titiler.pgstac, mangum"
+
+_IMPORT_SNIPPET = """
+import json, time
+t0 = time.perf_counter()
+{stmt}
+print(json.dumps({{"import_s": time.perf_counter() - t0}}))
+"""
+
+_FIRST_TILE_SNIPPET = """
+import base64, json, time, types
+t0 = time.perf_counter()
+from raster_api.handler import handler
+t1 = time.perf_counter()
+path, _, query = {path!r}.partition("?")
+event = {{
+    "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+    "headers": {{"host": "abc123.execute-api.us-west-2.amazonaws.com", "accept": "image/png"}},
+    "requestContext": {{
+        "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-west-2.amazonaws.com",
+        "domainPrefix": "abc123", "requestId": "bench-1", "routeKey": "$default", "stage": "$default",
+        "time": "23/Nov/2026:20:00:00 +0000", "timeEpoch": 1795464000000,
+        "http": {{"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"}},
+    }},
+    "isBase64Encoded": False,
+}}
+context = types.SimpleNamespace(function_name="raster-api", aws_request_id="bench-1", get_remaining_time_in_millis=lambda: 30000)
+response = handler(event, context)
+t2 = time.perf_counter()
+body = base64.b64decode(response["body"]) if response.get("isBase64Encoded") else response["body"].encode()
+print(json.dumps({{"import_s": t1 - t0, "first_tile_s": t2 - t0, "status": response["statusCode"],
+                  "png": body[:8] == b"\\x89PNG\\r\\n\\x1a\\n"}}))
+"""
+
+
+def _run(snippet: str, env: Mapping[str, str], timeout: float = 120) -> dict[str, Any]:
+    proc = subprocess.run(  # noqa: S603 - fixed interpreter, our own snippet
+        [sys.executable, "-c", snippet],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"fresh process failed ({proc.returncode}): {proc.stderr[-800:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def import_profile(stmt: str, env: Mapping[str, str], top: int = 15) -> str:
+    """`python -X importtime` of `stmt`, summarised as the modules with the largest cumulative import time."""
+    proc = subprocess.run(  # noqa: S603
+        [sys.executable, "-X", "importtime", "-c", stmt],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    entries = []
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cum_us, name = (part.strip() for part in line.split(":", 1)[1].split("|"))
+        entries.append((int(cum_us), int(self_us), name))
+    entries.sort(reverse=True)
+    out = [f"python -X importtime -c {stmt!r}: top {top} by cumulative time", "cumulative_ms  self_ms  module"]
+    out += [f"{c / 1000:13.1f}  {s / 1000:7.1f}  {n}" for c, s, n in entries[:top]]
+    return "\n".join(out)
+
+
+def run_cold_start(api_env: Mapping[str, str], tile_url: str, runs: int = 7, target: float = 1.25) -> Section:
+    section = Section(name="cold start")
+    ours: list[float] = []
+    bare: list[float] = []
+    for i in range(runs):
+        order = [(IMPORT_OURS, ours), (IMPORT_BARE, bare)]
+        if i % 2:
+            order.reverse()
+        for stmt, sink in order:
+            sink.append(_run(_IMPORT_SNIPPET.format(stmt=stmt), api_env)["import_s"])
+    ratio = median_ratio(ours, bare)
+    ok = ratio["ratio"] <= target
+    section.samples = {"import handler": ours, "import titiler+mangum": bare}
+    section.data = {"import_ours": summarize(ours), "import_bare": summarize(bare), "ratio": ratio}
+    section.rows.append(
+        Row(
+            "cold start",
+            f"fresh-process import: `{IMPORT_OURS}` vs `{IMPORT_BARE}` (median of {runs}, alternating)",
+            f"{summarize(ours)['median_ms']:.0f} ms vs {summarize(bare)['median_ms']:.0f} ms = "
+            f"x{ratio['ratio']:.3f} (95% CI {ratio['ci95_low']:.2f}-{ratio['ci95_high']:.2f})",
+            f"ratio ≤ {target}",
+            ok,
+        )
+    )
+    if not ok:
+        section.profile = import_profile(IMPORT_OURS, api_env)
+    first: list[dict[str, Any]] = []
+    path = tile_path(tiles_within(SAMPLE_BOUNDS, (10,), 1)[0], tile_url, "own")
+    for _ in range(max(3, runs // 2)):
+        first.append(_run(_FIRST_TILE_SNIPPET.format(path=path), api_env))
+    times = [f["first_tile_s"] for f in first]
+    good = all(f["status"] == 200 and f["png"] for f in first)
+    section.data["first_tile"] = {"runs": first, **summarize(times)}
+    section.rows.append(
+        Row(
+            "cold start",
+            "time to first tile through the Mangum handler (fresh process: import + API GW v2 event → PNG)",
+            f"{summarize(times)['median_ms']:.0f} ms (median of {len(times)})",
+            "PNG 200",
+            good,
+            "" if good else f"statuses {[f['status'] for f in first]}",
+        )
+    )
+    return section

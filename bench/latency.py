@@ -1,0 +1,108 @@
+"""Tile latency: our app with provider routing vs vanilla titiler, same COG, same moto endpoint, interleaved."""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from bench.inprocess import client
+from bench.report import Row, Section
+from bench.stats import median_ratio, summarize
+from bench.tiles import tile_path, tiles_within
+from bench.timing import interleaved
+from local_stack.samples import DEFAULT_BOUNDS
+
+ZOOMS = (9, 10, 11, 12, 13)
+
+
+def _getter(c: TestClient, url: str, provider: str | None, errors: list[str]) -> Callable[[tuple[int, int, int]], None]:
+    def get(tile: tuple[int, int, int]) -> None:
+        r = c.get(tile_path(tile, url, provider))
+        if r.status_code != 200:
+            errors.append(f"{r.status_code} {r.text[:120]}")
+
+    return get
+
+
+def _profile(get: Callable[[tuple[int, int, int]], None], tiles: list[tuple[int, int, int]], top: int = 25) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    for t in tiles:
+        get(t)
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
+    return "\n".join(line for line in out.getvalue().splitlines() if line.strip())
+
+
+def run_tile_latency(
+    ours_app: FastAPI,
+    vanilla_apps: dict[str, FastAPI],
+    cases: list[tuple[str, str, str]],
+    count: int = 250,
+    warmup: int = 15,
+    target: float = 1.03,
+) -> Section:
+    """`cases`: (label, s3 url, provider); `vanilla_apps[label]` reads that url with its own plain credentials."""
+    section = Section(name="tile latency")
+    tiles = tiles_within(DEFAULT_BOUNDS, ZOOMS, count)
+    with client(ours_app) as ours_c:
+        for label, url, provider in cases:
+            with client(vanilla_apps[label]) as van_c:
+                errors: dict[str, list[str]] = {"ours": [], "vanilla": []}
+                getters = {
+                    "ours": _getter(ours_c, url, provider, errors["ours"]),
+                    "vanilla": _getter(van_c, url, None, errors["vanilla"]),
+                }
+                interleaved(getters, tiles_within(DEFAULT_BOUNDS, ZOOMS, warmup, seed=99))
+                errors = {"ours": [], "vanilla": []}
+                getters = {
+                    "ours": _getter(ours_c, url, provider, errors["ours"]),
+                    "vanilla": _getter(van_c, url, None, errors["vanilla"]),
+                }
+                times = interleaved(getters, tiles)
+                ratio = median_ratio(times["ours"], times["vanilla"])
+                ok = ratio["ratio"] <= target and not errors["ours"] and not errors["vanilla"]
+                section.samples[f"ours {label}"] = times["ours"]
+                section.samples[f"vanilla {label}"] = times["vanilla"]
+                section.data[label] = {
+                    "url": url,
+                    "provider": provider,
+                    "ours": summarize(times["ours"]),
+                    "vanilla": summarize(times["vanilla"]),
+                    "ratio": ratio,
+                    "errors": {k: v[:5] for k, v in errors.items()},
+                    "error_counts": {k: len(v) for k, v in errors.items()},
+                }
+                so, sv = summarize(times["ours"]), summarize(times["vanilla"])
+                note = ""
+                if errors["ours"] or errors["vanilla"]:
+                    note = f"errors: ours {len(errors['ours'])}, vanilla {len(errors['vanilla'])}"
+                section.rows.append(
+                    Row(
+                        "tile latency",
+                        f"median tile time, {label}: ours (`provider={provider}`) vs vanilla titiler, "
+                        f"{len(tiles)} tiles each, interleaved, in-process (TestClient)",
+                        f"{so['median_ms']:.1f} ms vs {sv['median_ms']:.1f} ms = x{ratio['ratio']:.3f} "
+                        f"(95% CI {ratio['ci95_low']:.3f}-{ratio['ci95_high']:.3f}; p90 {so['p90_ms']:.1f} vs "
+                        f"{sv['p90_ms']:.1f} ms)",
+                        f"ratio ≤ {target}",
+                        ok,
+                        note,
+                    )
+                )
+                if not ok:
+                    sample = tiles[:60]
+                    section.profile += (
+                        f"cProfile, {label}, {len(sample)} tiles through OUR app (cumulative):\n"
+                        + _profile(getters["ours"], sample)
+                        + f"\n\ncProfile, {label}, the same tiles through VANILLA titiler (cumulative):\n"
+                        + _profile(getters["vanilla"], sample)
+                        + "\n\n"
+                    )
+    return section
