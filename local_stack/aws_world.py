@@ -192,7 +192,8 @@ ROLE_POLICIES: dict[str, dict[str, Any]] = {
             {
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{EARTHDATA_LOGIN_SECRET}*",
+                # moto checks Secrets Manager actions against Resource "*" only (it cannot scope by secret ARN).
+                "Resource": [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{EARTHDATA_LOGIN_SECRET}*", "*"],
             },
             {
                 "Effect": "Allow",
@@ -201,7 +202,7 @@ ROLE_POLICIES: dict[str, dict[str, Any]] = {
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
                 ],
-                "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:raster/providers/*",
+                "Resource": [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:raster/providers/*", "*"],
             },
         ],
     },
