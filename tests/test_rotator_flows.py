@@ -1,0 +1,257 @@
+"""The rotator against the Earthdata emulator and moto (IAM auth on), run as the `rotator` role: both login flows
+work, the token is fetched once per run, and what it writes really opens the DAAC's bucket (and only that one).
+
+The fixtures here are shared with the other `test_rotator_*` modules (imported there).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import rasterio
+import rasterio.cache
+from rasterio.session import AWSSession
+
+from credential_rotator.handler import RotationFailedError, handler
+from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, SAMPLE_KEYS, AwsWorld, Keys
+from local_stack.earthdata_emulator import AuthMode, EarthdataEmulator, daac_minters
+
+USERNAME = "rotator-test-user"
+PASSWORD = "correct-horse-battery-staple-9f3a"
+PRE_TOKEN = "pre-generated-edl-token-5c1e7b"
+SECRET_IDS = {"daac-a": "raster/providers/rotator-test-a", "daac-b": "raster/providers/rotator-test-b"}
+LOGIN_SECRET = "raster/earthdata-login-rotator-test"  # the rotator role may read raster/earthdata-login*
+TOKEN_SECRET = "raster/earthdata-login-rotator-test-token"
+
+
+class MintLog:
+    """Wraps the DAAC minters and remembers every credential handed out (to scan output for leaks)."""
+
+    def __init__(self, minters: dict[str, Callable[[], dict[str, Any]]]) -> None:
+        self.minted: list[dict[str, Any]] = []
+        self.minters = {daac: self._wrap(m) for daac, m in minters.items()}
+
+    def _wrap(self, minter: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        def mint() -> dict[str, Any]:
+            creds = minter()
+            self.minted.append(creds)
+            return creds
+
+        return mint
+
+
+@pytest.fixture(scope="module")
+def mint_log(aws_world: AwsWorld) -> MintLog:
+    return MintLog(daac_minters(aws_world))
+
+
+@pytest.fixture(scope="module")
+def edl(mint_log: MintLog) -> Iterator[EarthdataEmulator]:
+    with EarthdataEmulator(
+        users={USERNAME: PASSWORD}, tokens=[PRE_TOKEN], daacs=dict(mint_log.minters), hang_seconds=2.0
+    ) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def good_secrets(aws_world: AwsWorld) -> dict[str, dict[str, str]]:
+    """A valid secret per provider, as left by an earlier rotation: what a failed rotation must leave in place."""
+    return {
+        "daac-a": aws_world.assume("daac-a-s3", session_name="earlier").earthdata_json(),
+        "daac-b": aws_world.assume("daac-b-s3", session_name="earlier").earthdata_json(),
+    }
+
+
+@pytest.fixture(scope="module")
+def rotator_keys(aws_world: AwsWorld) -> Keys:
+    return aws_world.assume("rotator", session_name="rotator")
+
+
+def providers_config(edl: EarthdataEmulator) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "kind": "earthdata",
+            "buckets": [bucket],
+            "credentials_url": edl.credentials_url(name),
+            "secret_id": SECRET_IDS[name],
+        }
+        for name, bucket in (("daac-a", DAAC_A_BUCKET), ("daac-b", DAAC_B_BUCKET))
+    ] + [{"name": "own", "kind": "default", "buckets": ["own-data"]}]
+
+
+@pytest.fixture
+def rotator_env(
+    monkeypatch: pytest.MonkeyPatch,
+    aws_world: AwsWorld,
+    edl: EarthdataEmulator,
+    good_secrets: dict[str, dict[str, str]],
+    rotator_keys: Keys,
+) -> dict[str, str]:
+    """A rotator process environment; provider secrets reset to `good_secrets`, emulator faults and counts cleared."""
+    for name, secret_id in SECRET_IDS.items():
+        aws_world.put_secret(secret_id, good_secrets[name])
+    aws_world.put_secret(LOGIN_SECRET, {"username": USERNAME, "password": PASSWORD})
+    aws_world.put_secret(TOKEN_SECRET, {"token": PRE_TOKEN})
+    edl.clear_faults()
+    for daac in ("daac-a", "daac-b"):
+        edl.set_auth_mode(daac, AuthMode.BEARER_AND_REDIRECT)
+    edl.reset_counts()
+    for var in ("EARTHDATA_USERNAME", "EARTHDATA_PASSWORD", "EARTHDATA_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    env = {
+        **aws_world.endpoint_env(),
+        **rotator_keys.env(),
+        "PROVIDERS_CONFIG": json.dumps(providers_config(edl)),
+        "EARTHDATA_URL": edl.base_url,
+        "EARTHDATA_LOGIN_SECRET_ID": LOGIN_SECRET,
+        "ROTATOR_CONNECT_TIMEOUT": "2",
+        "ROTATOR_READ_TIMEOUT": "0.5",
+        "ROTATOR_RETRIES": "1",
+        "ROTATOR_BACKOFF_SECONDS": "0.05",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def forbidden_texts(edl: EarthdataEmulator, mint_log: MintLog, good: dict[str, dict[str, str]]) -> list[str]:
+    """Every secret value this module's world knows: none may appear in any output."""
+    texts = [PASSWORD, PRE_TOKEN, *edl.issued_tokens]
+    for creds in [*mint_log.minted, *good.values()]:
+        texts += [creds.get(k, "") for k in ("accessKeyId", "secretAccessKey", "sessionToken")]
+    return [t for t in texts if t]
+
+
+def assert_no_secrets(text: str, edl: EarthdataEmulator, mint_log: MintLog, good: dict[str, dict[str, str]]) -> None:
+    leaked = [t[:6] + "..." for t in forbidden_texts(edl, mint_log, good) if t in text]
+    assert not leaked, f"secret values leaked into output: {leaked}"
+
+
+def read_pixel(keys: dict[str, Any], bucket: str, world: AwsWorld) -> int:
+    rasterio.cache.invalidate_all()  # GDAL caches by path, not identity: every read must really reach S3
+    session = AWSSession(
+        aws_access_key_id=keys["accessKeyId"],
+        aws_secret_access_key=keys["secretAccessKey"],
+        aws_session_token=keys["sessionToken"],
+    )
+    with rasterio.Env(session, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", **world.gdal_env()):
+        with rasterio.open(f"/vsis3/{bucket}/{SAMPLE_KEYS[bucket]}") as src:
+            return int(src.read(1, window=((0, 1), (0, 1)))[0, 0])
+
+
+# -- tests ---------------------------------------------------------------------------------------------------------
+
+
+def test_token_flow_rotates_every_earthdata_provider(rotator_env, aws_world, edl, good_secrets):
+    result = handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+    assert result == {"rotated": ["daac-a", "daac-b"], "failed": {}}
+    for name, secret_id in SECRET_IDS.items():
+        secret = aws_world.get_secret(secret_id)
+        assert secret["provider"] == name
+        assert secret["accessKeyId"] != good_secrets[name]["accessKeyId"]
+        assert set(secret) >= {"accessKeyId", "secretAccessKey", "sessionToken", "expiration", "fetched_at"}
+    assert edl.count("authorize") == 0
+
+
+def test_one_token_call_per_run_shared_by_all_providers(rotator_env, edl):
+    handler({}, None)
+    assert edl.count("token") == 1
+    assert edl.count("daac-a/s3credentials") == 1 and edl.count("daac-b/s3credentials") == 1
+
+
+def test_written_credentials_read_their_daac_bucket_through_gdal(rotator_env, aws_world, sample_urls):
+    handler({}, None)
+    secret = aws_world.get_secret(SECRET_IDS["daac-a"])
+    assert read_pixel(secret, DAAC_A_BUCKET, aws_world) == 10  # daac-a-protected's sample base value
+
+
+def test_written_credentials_are_refused_on_the_other_daacs_bucket(rotator_env, aws_world, sample_urls):
+    handler({}, None)
+    secret = aws_world.get_secret(SECRET_IDS["daac-a"])
+    with pytest.raises(rasterio.errors.RasterioIOError):
+        read_pixel(secret, DAAC_B_BUCKET, aws_world)
+
+
+def test_redirect_flow_rotates_a_daac_that_refuses_bearer_tokens(rotator_env, aws_world, edl, good_secrets):
+    edl.set_auth_mode("daac-a", AuthMode.REDIRECT_ONLY)
+    assert handler({}, None)["rotated"] == ["daac-a", "daac-b"]
+    assert aws_world.get_secret(SECRET_IDS["daac-a"])["accessKeyId"] != good_secrets["daac-a"]["accessKeyId"]
+    assert edl.count("authorize") == 1 and edl.count("daac-a/redirect") == 1
+
+
+def test_password_goes_only_to_earthdata_login_endpoints(rotator_env, edl):
+    edl.set_auth_mode("daac-a", AuthMode.REDIRECT_ONLY)
+    handler({}, None)
+    basic = {r.endpoint for r in edl.requests if r.auth_scheme == "Basic"}
+    assert basic == {"token", "authorize"}
+
+
+def test_redirect_flow_refuses_to_send_the_password_to_another_host(rotator_env, monkeypatch, edl):
+    # EDL configured as http://localhost:PORT: the DAAC's redirect to http://127.0.0.1:PORT/oauth/authorize is
+    # another origin, so the rotator follows it without the password and reports why.
+    monkeypatch.setenv("EARTHDATA_URL", edl.base_url.replace("127.0.0.1", "localhost"))
+    edl.set_auth_mode("daac-a", AuthMode.REDIRECT_ONLY)
+    with pytest.raises(RotationFailedError, match=r"daac-a \(unexpected_response: .*not the Earthdata Login host"):
+        handler({}, None)
+    assert not [r for r in edl.requests if r.endpoint == "authorize" and r.auth_scheme == "Basic"]
+
+
+def test_bearer_only_daac_is_rotated_with_the_token(rotator_env, edl):
+    edl.set_auth_mode("daac-b", AuthMode.BEARER_ONLY)
+    assert handler({}, None)["rotated"] == ["daac-a", "daac-b"]
+
+
+def test_pre_generated_token_skips_the_token_call(rotator_env, monkeypatch, edl):
+    monkeypatch.setenv("EARTHDATA_LOGIN_SECRET_ID", TOKEN_SECRET)
+    assert handler({}, None)["rotated"] == ["daac-a", "daac-b"]
+    assert edl.count("token") == 0
+
+
+def test_token_from_environment_variable_without_secret(rotator_env, monkeypatch, edl):
+    monkeypatch.delenv("EARTHDATA_LOGIN_SECRET_ID")
+    monkeypatch.setenv("EARTHDATA_TOKEN", PRE_TOKEN)
+    assert handler({}, None)["rotated"] == ["daac-a", "daac-b"]
+
+
+def test_token_only_login_cannot_follow_a_redirect_only_daac(rotator_env, monkeypatch, edl, aws_world, good_secrets):
+    monkeypatch.setenv("EARTHDATA_LOGIN_SECRET_ID", TOKEN_SECRET)
+    edl.set_auth_mode("daac-a", AuthMode.REDIRECT_ONLY)
+    with pytest.raises(RotationFailedError, match=r"daac-a \(unexpected_response: .*no Earthdata username/password"):
+        handler({}, None)
+    assert aws_world.get_secret(SECRET_IDS["daac-a"]) == good_secrets["daac-a"]
+
+
+def test_event_with_provider_list_rotates_only_those(rotator_env, aws_world, good_secrets):
+    assert handler({"providers": ["daac-b"]}, None) == {"rotated": ["daac-b"], "failed": {}}
+    assert aws_world.get_secret(SECRET_IDS["daac-a"]) == good_secrets["daac-a"]
+
+
+def test_unknown_provider_in_event_fails_by_name_after_rotating_the_others(rotator_env, aws_world, good_secrets):
+    with pytest.raises(RotationFailedError, match=r"nope \(unknown_provider: no provider named 'nope'"):
+        handler({"providers": ["nope", "daac-b"]}, None)
+    assert aws_world.get_secret(SECRET_IDS["daac-b"])["provider"] == "daac-b"
+
+
+def test_logs_are_json_lines_with_emf_metrics_per_provider(rotator_env, capsys):
+    handler({}, None)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    metrics = {line["Provider"]: line for line in lines if "_aws" in line}
+    assert set(metrics) == {"daac-a", "daac-b"}
+    directive = metrics["daac-a"]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "RasterTiler/CredentialRotator"
+    assert directive["Dimensions"] == [["Provider"]]
+    assert {m["Name"] for m in directive["Metrics"]} == {"RotationSuccess", "RotationFailure", "SecondsUntilExpiry"}
+    assert metrics["daac-a"]["RotationSuccess"] == 1 and metrics["daac-a"]["RotationFailure"] == 0
+    assert 3000 < metrics["daac-a"]["SecondsUntilExpiry"] <= 3600
+    assert any(line.get("message") == "rotated provider" and line.get("provider") == "daac-b" for line in lines)
+
+
+def test_successful_run_prints_no_secret_values(rotator_env, capsys, edl, mint_log, good_secrets):
+    edl.set_auth_mode("daac-a", AuthMode.REDIRECT_ONLY)
+    handler({}, None)
+    captured = capsys.readouterr()
+    assert_no_secrets(captured.out + captured.err, edl, mint_log, good_secrets)
