@@ -83,3 +83,20 @@ def api_env(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture
+def api_app(api_env: dict[str, str]):
+    """A raster API app built after `api_env` set the environment (fresh credential cache per test)."""
+    from raster_api.main import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+def api_client(api_app):
+    """An HTTP client on `api_app` (server errors come back as 500 responses, as on Lambda)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(api_app, raise_server_exceptions=False) as client:
+        yield client

@@ -1,0 +1,275 @@
+"""Per-provider AWS credentials, cached so that no tile costs a Secrets Manager or STS call.
+
+Each provider kind has one fetcher: `earthdata` reads the secret the rotator writes, `assume_role` calls STS
+AssumeRole, `default` takes the process identity from boto3's default chain, `unsigned` has no credentials.
+The cache refreshes ahead of `expiration` and at least every `refresh_interval`, one refresh at a time per provider,
+and keeps serving still-valid credentials when a refresh fails. When there is nothing valid to serve it raises
+`CredentialsUnavailable`: there is never a fallback to another identity.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from providers import Provider, ProviderKind, S3Credentials
+from providers.aws import client, client_config
+from raster_api.errors import CredentialsUnavailable
+from raster_api.settings import CredentialSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    """One provider's keys. `repr` never shows a secret, so a stray log line cannot leak one."""
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    expiration: datetime | None = None
+
+    def seconds_left(self, now: datetime | None = None) -> float | None:
+        if self.expiration is None:
+            return None
+        return (self.expiration - (now or datetime.now(UTC))).total_seconds()
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Values that must never appear in a response or a log line."""
+        return tuple(v for v in (self.secret_access_key, self.session_token) if v)
+
+
+Fetcher = Callable[[Provider], AwsCredentials]
+
+
+class CredentialFetchError(Exception):
+    """A fetch failed; the message names the provider and the cause, never a credential."""
+
+
+@dataclass(frozen=True)
+class CredentialHealth:
+    """What `/providers` shows about a provider's credentials (no key, no token)."""
+
+    kind: str
+    expires_at: datetime | None
+    seconds_left: float | None
+    last_refresh: datetime | None
+    last_error: str | None
+    available: bool
+
+
+@dataclass
+class _Entry:
+    credentials: AwsCredentials | None = None
+    fetched_at: float | None = None  # time.monotonic() of the last successful fetch
+    refreshed_at: datetime | None = None
+    failed_at: float | None = None
+    last_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _client_error_message(exc: Exception) -> str:
+    """A short cause for `last_error` and the 503 body: the AWS error code, never a raw response body."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "Error")
+        if "<" in code or not code.replace(".", "").isalnum():
+            code = f"HTTP {exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode', '?')}"
+        return code
+    return type(exc).__name__
+
+
+class AwsFetchers:
+    """The AWS calls behind each provider kind, with bounded timeouts and botocore's standard retries."""
+
+    def __init__(self, settings: CredentialSettings) -> None:
+        self.settings = settings
+        self.config = client_config(settings.aws_connect_timeout, settings.aws_read_timeout, settings.aws_max_attempts)
+
+    def earthdata(self, provider: Provider) -> AwsCredentials:
+        try:
+            secret = client("secretsmanager", config=self.config).get_secret_value(SecretId=provider.secret_id)
+        except (ClientError, BotoCoreError) as exc:
+            raise CredentialFetchError(
+                f"cannot read secret {provider.secret_id!r}: {_client_error_message(exc)}"
+            ) from None
+        try:
+            creds = S3Credentials.model_validate_json(secret.get("SecretString") or "")
+        except ValidationError as exc:
+            fields = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"]) or "value"
+            raise CredentialFetchError(
+                f"secret {provider.secret_id!r} is not valid s3credentials JSON ({fields})"
+            ) from None
+        return AwsCredentials(creds.access_key_id, creds.secret_access_key, creds.session_token, creds.expiration)
+
+    def assume_role(self, provider: Provider) -> AwsCredentials:
+        extra = {"ExternalId": provider.external_id} if provider.external_id else {}
+        try:
+            sts = client("sts", region=provider.region, config=self.config)
+            answer = sts.assume_role(
+                RoleArn=provider.role_arn,
+                RoleSessionName=f"raster-api-{provider.name}"[:64],
+                DurationSeconds=self.settings.assume_role_duration,
+                **extra,
+            )["Credentials"]
+        except (ClientError, BotoCoreError) as exc:
+            raise CredentialFetchError(
+                f"cannot assume role {provider.role_arn}: {_client_error_message(exc)}"
+            ) from None
+        return AwsCredentials(
+            answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"], answer["Expiration"]
+        )
+
+    def default(self, provider: Provider) -> AwsCredentials:
+        credentials = boto3.session.Session().get_credentials()
+        if credentials is None:
+            raise CredentialFetchError("the process has no AWS identity")
+        expiry = getattr(credentials, "_expiry_time", None)  # refreshable credentials (Lambda, ECS, IMDS)
+        frozen = credentials.get_frozen_credentials()
+        return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token or None, expiry)
+
+    def as_mapping(self) -> dict[ProviderKind, Fetcher]:
+        return {
+            ProviderKind.EARTHDATA: self.earthdata,
+            ProviderKind.ASSUME_ROLE: self.assume_role,
+            ProviderKind.DEFAULT: self.default,
+        }
+
+
+class CredentialCache:
+    """Credentials per provider, refreshed ahead of expiry, never fetched per tile.
+
+    `on_rotation(provider)` runs when a provider's access key changes (the router clears GDAL's cache there).
+    """
+
+    def __init__(
+        self,
+        providers: Iterable[Provider],
+        settings: CredentialSettings | None = None,
+        fetchers: Mapping[ProviderKind, Fetcher] | None = None,
+        on_rotation: Callable[[Provider], None] | None = None,
+    ) -> None:
+        self.settings = settings or CredentialSettings()
+        self.providers = {p.name: p for p in providers}
+        self.fetchers = dict(fetchers) if fetchers is not None else AwsFetchers(self.settings).as_mapping()
+        self.on_rotation = on_rotation
+        self._entries = {name: _Entry() for name in self.providers}
+
+    def get(self, name: str) -> AwsCredentials | None:
+        """Valid credentials for provider `name` (None for `unsigned`); raise `CredentialsUnavailable`."""
+        provider = self.providers[name]
+        if provider.kind is ProviderKind.UNSIGNED:
+            return None
+        entry = self._entries[name]
+        if not self._needs_refresh(entry):
+            return entry.credentials
+        usable = self._usable(entry.credentials)
+        if usable is not None:
+            # Someone else is refreshing: keep reading with what is still valid rather than queueing.
+            if entry.lock.acquire(blocking=False):
+                try:
+                    if self._needs_refresh(entry):
+                        self._refresh(provider, entry)
+                finally:
+                    entry.lock.release()
+            return self._usable(entry.credentials) or self._unavailable(provider, entry)
+        if not entry.lock.acquire(timeout=self.settings.lock_timeout):
+            raise CredentialsUnavailable(provider.name, "a credential refresh is taking too long")
+        try:
+            if self._usable(entry.credentials) is None and not self._backing_off(entry):
+                self._refresh(provider, entry)
+        finally:
+            entry.lock.release()
+        return self._usable(entry.credentials) or self._unavailable(provider, entry)
+
+    def refresh(self, name: str, force: bool = True) -> AwsCredentials | None:
+        """Fetch now (after S3 refused a read); skipped when the last fetch is younger than `force_refresh_min_age`."""
+        provider = self.providers[name]
+        if provider.kind is ProviderKind.UNSIGNED:
+            return None
+        entry = self._entries[name]
+        with entry.lock:
+            age = None if entry.fetched_at is None else time.monotonic() - entry.fetched_at
+            if force and (age is None or age >= self.settings.force_refresh_min_age):
+                self._refresh(provider, entry)
+        return self.get(name)
+
+    def health(self, name: str) -> CredentialHealth:
+        provider = self.providers[name]
+        entry = self._entries[name]
+        creds = entry.credentials
+        seconds_left = creds.seconds_left() if creds else None
+        return CredentialHealth(
+            kind=provider.kind.value,
+            expires_at=creds.expiration if creds else None,
+            seconds_left=round(seconds_left, 1) if seconds_left is not None else None,
+            last_refresh=entry.refreshed_at,
+            last_error=entry.last_error,
+            available=provider.kind is ProviderKind.UNSIGNED or self._usable(creds) is not None,
+        )
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _usable(self, creds: AwsCredentials | None) -> AwsCredentials | None:
+        """Credentials that have not expired (a small safety margin for the read itself)."""
+        if creds is None:
+            return None
+        left = creds.seconds_left()
+        return creds if left is None or left > 5 else None
+
+    def _needs_refresh(self, entry: _Entry) -> bool:
+        creds = entry.credentials
+        if creds is None or entry.fetched_at is None:
+            return True
+        if self._backing_off(entry):
+            return False
+        age = time.monotonic() - entry.fetched_at
+        if age >= self.settings.refresh_interval:
+            return True
+        left = creds.seconds_left()
+        # Inside the margin, re-check at most every `near_expiry_recheck` s while the rotator catches up.
+        return left is not None and left <= self.settings.refresh_margin and age >= self.settings.near_expiry_recheck
+
+    def _backing_off(self, entry: _Entry) -> bool:
+        return entry.failed_at is not None and time.monotonic() - entry.failed_at < self.settings.failure_backoff
+
+    def _refresh(self, provider: Provider, entry: _Entry) -> None:
+        """Fetch and store; on failure keep what we have and record why (for `/providers`)."""
+        try:
+            creds = self.fetchers[provider.kind](provider)
+            left = creds.seconds_left()
+            if left is not None and left <= 5:
+                raise CredentialFetchError(f"credentials expired at {creds.expiration:%Y-%m-%d %H:%M:%S%z}")
+        except CredentialFetchError as exc:
+            self._record_failure(provider, entry, str(exc))
+            return
+        except Exception as exc:  # a fetcher bug must not take the provider's still-valid keys with it
+            self._record_failure(provider, entry, f"unexpected {type(exc).__name__}")
+            logger.exception("credential refresh crashed for provider %s", provider.name)
+            return
+        rotated = entry.credentials is not None and entry.credentials.access_key_id != creds.access_key_id
+        entry.credentials = creds
+        entry.fetched_at = time.monotonic()
+        entry.refreshed_at = datetime.now(UTC)
+        entry.failed_at = None
+        entry.last_error = None
+        logger.info("credentials refreshed for provider %s (expires %s)", provider.name, creds.expiration)
+        if rotated and self.on_rotation is not None:
+            self.on_rotation(provider)
+
+    def _record_failure(self, provider: Provider, entry: _Entry, message: str) -> None:
+        entry.failed_at = time.monotonic()
+        entry.last_error = message
+        logger.warning("credential refresh failed for provider %s: %s", provider.name, message)
+
+    def _unavailable(self, provider: Provider, entry: _Entry) -> AwsCredentials:
+        reason = entry.last_error or "no valid credentials"
+        raise CredentialsUnavailable(provider.name, reason)

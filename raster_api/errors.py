@@ -1,0 +1,222 @@
+"""Errors of the raster API and how each becomes an HTTP answer.
+
+titiler maps every `RasterioIOError` (and any `Exception`) to 500 with `str(exc)` as the body, so an S3 404 or 403
+would become a 500 that may carry a bucket, a key or worse. Here upstream errors are mapped on purpose: a missing
+object is a 404 that names the provider and the object, S3 refusing a provider's keys says so, and anything
+unexpected is a 500 with a generic body (the details go to the log, which never holds a credential either).
+
+The exception tree is flat and knows nothing of HTTP; `RASTER_API_STATUS_CODES` is the one place with status codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+
+from fastapi import FastAPI
+from morecantile.errors import InvalidIdentifier, InvalidZoomError, MorecantileError
+from rasterio.errors import RasterioError, RasterioIOError
+from rio_tiler import errors as rt
+from starlette import status
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from titiler.core.errors import DEFAULT_STATUS_CODES, BadRequestError, TileNotFoundError
+
+logger = logging.getLogger(__name__)
+
+
+class RasterApiError(Exception):
+    """Base class; `detail` is what the client reads and must never hold a credential."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class UnknownProvider(RasterApiError):
+    """`?provider=` names no configured provider."""
+
+
+class InvalidDatasetUrl(RasterApiError):
+    """The `url` is not an S3 object URL (or a DAAC distribution URL) we can read with provider credentials."""
+
+
+class BucketNotServed(RasterApiError):
+    """The bucket belongs to another provider, or to none."""
+
+
+class CredentialsUnavailable(RasterApiError):
+    """No valid credentials for a provider (expired, missing, refresh failing)."""
+
+    def __init__(self, provider: str, reason: str) -> None:
+        super().__init__(f"credentials for provider {provider!r} are unavailable ({reason}); retry later")
+        self.provider = provider
+        self.reason = reason
+
+
+class ObjectNotFound(RasterApiError):
+    """S3 says the object does not exist."""
+
+
+class AccessRefused(RasterApiError):
+    """S3 refused to let the provider's credentials read the object."""
+
+
+class CredentialsRejected(RasterApiError):
+    """S3 rejected the provider's credentials themselves (expired, invalid or malformed token)."""
+
+
+class UpstreamReadError(RasterApiError):
+    """Any other failure reading from S3."""
+
+
+RASTER_API_STATUS_CODES: dict[type[Exception], int] = {
+    UnknownProvider: status.HTTP_400_BAD_REQUEST,
+    InvalidDatasetUrl: status.HTTP_400_BAD_REQUEST,
+    BucketNotServed: status.HTTP_403_FORBIDDEN,
+    CredentialsUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ObjectNotFound: status.HTTP_404_NOT_FOUND,
+    AccessRefused: status.HTTP_403_FORBIDDEN,
+    CredentialsRejected: status.HTTP_502_BAD_GATEWAY,
+    UpstreamReadError: status.HTTP_502_BAD_GATEWAY,
+}
+
+# rio-tiler and morecantile errors caused by request parameters: 4xx, never titiler's generic 500.
+USER_INPUT_STATUS_CODES: dict[type[Exception], int] = {
+    **{exc: code for exc, code in DEFAULT_STATUS_CODES.items() if code < 500},
+    BadRequestError: status.HTTP_400_BAD_REQUEST,
+    TileNotFoundError: status.HTTP_404_NOT_FOUND,
+    rt.PointOutsideBounds: status.HTTP_404_NOT_FOUND,
+    rt.InvalidBufferSize: status.HTTP_400_BAD_REQUEST,
+    rt.InvalidBounds: status.HTTP_400_BAD_REQUEST,
+    rt.InvalidColorMapName: status.HTTP_400_BAD_REQUEST,
+    rt.InvalidMosaicMethod: status.HTTP_400_BAD_REQUEST,
+    rt.AssetAsBandError: status.HTTP_400_BAD_REQUEST,
+    rt.InvalidPointDataError: status.HTTP_400_BAD_REQUEST,
+    rt.MissingCRS: status.HTTP_400_BAD_REQUEST,
+    rt.InvalidGeographicBounds: status.HTTP_400_BAD_REQUEST,
+    rt.MaxArraySizeError: status.HTTP_400_BAD_REQUEST,
+    rt.EmptyMosaicError: status.HTTP_404_NOT_FOUND,
+    rt.NoAssetFoundError: status.HTTP_404_NOT_FOUND,
+    InvalidIdentifier: status.HTTP_400_BAD_REQUEST,
+    InvalidZoomError: status.HTTP_400_BAD_REQUEST,
+    MorecantileError: status.HTTP_400_BAD_REQUEST,
+}
+
+
+class S3Failure(StrEnum):
+    """What a GDAL `/vsis3/` error says happened."""
+
+    NOT_FOUND = "not_found"
+    REFUSED = "refused"  # AccessDenied: these keys may not read this object
+    BAD_CREDENTIALS = "bad_credentials"  # the keys themselves are invalid or expired
+    OTHER = "other"
+
+
+_FAILURE_MARKERS: tuple[tuple[S3Failure, tuple[str, ...]], ...] = (
+    (
+        S3Failure.BAD_CREDENTIALS,
+        (
+            "InvalidAccessKeyId",
+            "InvalidToken",
+            "ExpiredToken",
+            "TokenRefreshRequired",
+            "SignatureDoesNotMatch",
+            "InvalidClientTokenId",
+            "token is malformed",
+            "security token included in the request is expired",
+        ),
+    ),
+    (S3Failure.REFUSED, ("AccessDenied", "Access Denied", "AllAccessDisabled", "HTTP response code: 403")),
+    (
+        S3Failure.NOT_FOUND,
+        (
+            "ObjectNotFound",
+            "NoSuchKey",
+            "NoSuchBucket",
+            "BucketNotFound",
+            "does not exist in the file system",
+            "No such file or directory",
+            "HTTP response code: 404",
+        ),
+    ),
+)
+
+
+def classify_s3_failure(exc: BaseException) -> S3Failure | None:
+    """Classify a rasterio/GDAL read error; None when it is not an I/O error at all."""
+    if not isinstance(exc, RasterioIOError):
+        return None
+    text = str(exc)
+    for failure, markers in _FAILURE_MARKERS:
+        if any(marker in text for marker in markers):
+            return failure
+    return S3Failure.OTHER
+
+
+def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterApiError | None:
+    """The API error for a failed read of `url` with `provider`'s credentials (None: not a read error).
+
+    Public so that the mosaic endpoints word their errors the same way.
+    """
+    failure = classify_s3_failure(exc)
+    if failure is None:
+        return None
+    if failure is S3Failure.NOT_FOUND:
+        return ObjectNotFound(f"{url} not found for provider {provider!r}")
+    if failure is S3Failure.REFUSED:
+        return AccessRefused(f"S3 refused provider {provider!r} read access to {url}")
+    if failure is S3Failure.BAD_CREDENTIALS:
+        return CredentialsRejected(f"S3 rejected the credentials of provider {provider!r} reading {url}")
+    return UpstreamReadError(f"reading {url} with provider {provider!r} failed")
+
+
+def _request_id(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
+def _json_error(request: Request, status_code: int, detail: str, headers: Mapping[str, str] | None = None):
+    body: dict[str, object] = {"detail": detail}
+    if request_id := _request_id(request):
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
+
+
+def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
+    """Register every mapping once: our errors, user-input errors, GDAL errors, and a sanitized catch-all."""
+
+    def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RasterApiError)
+        code = RASTER_API_STATUS_CODES.get(type(exc), status.HTTP_500_INTERNAL_SERVER_ERROR)
+        headers = {"Retry-After": str(retry_after_seconds)} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+        if code >= 500:
+            logger.warning("%s: %s", type(exc).__name__, exc.detail)
+        return _json_error(request, code, exc.detail, headers)
+
+    def user_error(code: int):
+        def handler(request: Request, exc: Exception) -> JSONResponse:
+            return _json_error(request, code, str(exc) or type(exc).__name__)
+
+        return handler
+
+    def read_error(request: Request, exc: Exception) -> JSONResponse:
+        read = request.scope.get("state", {}).get("raster_read")
+        provider = read.provider.name if read is not None else "unknown"
+        url = read.location.url if read is not None else "the dataset"
+        translated = translate_read_error(exc, provider, url) or UpstreamReadError(f"reading {url} failed")
+        if isinstance(translated, UpstreamReadError):
+            logger.error("read failed for provider %s, %s: %s", provider, url, exc)
+        return api_error(request, translated)
+
+    def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+        return _json_error(request, status.HTTP_500_INTERNAL_SERVER_ERROR, "internal server error")
+
+    for exc_class, code in USER_INPUT_STATUS_CODES.items():
+        app.add_exception_handler(exc_class, user_error(code))
+    app.add_exception_handler(RasterApiError, api_error)
+    app.add_exception_handler(RasterioIOError, read_error)
+    app.add_exception_handler(RasterioError, unexpected)
+    app.add_exception_handler(rt.RioTilerError, unexpected)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,173 @@
+"""The raster API application: titiler.core factories wired to per-provider credential routing.
+
+`create_app()` reads the settings and `PROVIDERS_CONFIG` when it is called (never at import), so the Lambda handler
+and the tests build the app after the environment is set. A bad `PROVIDERS_CONFIG` fails here with the
+`ProvidersConfigError` message, at start-up rather than on the first tile.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from fastapi import APIRouter, FastAPI, HTTPException
+from pydantic import BaseModel
+from starlette.middleware.cors import CORSMiddleware
+from starlette_cramjam.middleware import CompressionMiddleware
+from titiler.core.factory import AlgorithmFactory, ColorMapFactory, TilerFactory, TMSFactory
+from titiler.core.middleware import CacheControlMiddleware
+from titiler.extensions import cogValidateExtension
+
+from raster_api.dependencies import DatasetPath, ProviderEnvironment, ProviderRetryRoute, ProviderRouterDep
+from raster_api.errors import UnknownProvider, add_exception_handlers
+from raster_api.middleware import AccessLogMiddleware
+from raster_api.routing import ProviderRouter
+from raster_api.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BINARY_MEDIA_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/jp2", "image/webp", "image/tiff"}
+
+
+class CredentialHealthModel(BaseModel):
+    available: bool
+    expires_at: datetime | None
+    seconds_left: float | None
+    last_refresh: datetime | None
+    last_error: str | None
+
+
+class ProviderModel(BaseModel):
+    """What `/providers` tells about a provider: never a key or a token."""
+
+    name: str
+    title: str
+    kind: str
+    buckets: list[str]
+    region: str
+    requester_pays: bool
+    allow_download: bool
+    credentials: CredentialHealthModel
+
+
+def _configure_logging() -> None:
+    # rasterio's DEBUG output can include request headers (X-Amz-Security-Token): never below INFO.
+    for name in ("rasterio", "rio_tiler", "botocore", "boto3", "urllib3"):
+        logger_ = logging.getLogger(name)
+        if logger_.getEffectiveLevel() < logging.INFO:
+            logger_.setLevel(logging.INFO)
+    logging.getLogger("raster_api").setLevel(logging.INFO)
+
+
+def _provider_model(router: ProviderRouter, name: str) -> ProviderModel:
+    provider = router.provider(name)
+    health = router.provider_health(name)
+    return ProviderModel(
+        name=provider.name,
+        title=provider.display_title,
+        kind=provider.kind.value,
+        buckets=list(provider.buckets),
+        region=provider.region,
+        requester_pays=provider.requester_pays,
+        allow_download=provider.allow_download,
+        credentials=CredentialHealthModel(
+            available=health.available,
+            expires_at=health.expires_at,
+            seconds_left=health.seconds_left,
+            last_refresh=health.last_refresh,
+            last_error=health.last_error,
+        ),
+    )
+
+
+def _providers_router() -> APIRouter:
+    router = APIRouter(tags=["Providers"])
+
+    @router.get("/providers", response_model=list[ProviderModel])
+    def list_providers(request_router: ProviderRouterDep) -> list[ProviderModel]:
+        """Configured providers and the health of their cached credentials (no AWS call)."""
+        return [_provider_model(request_router, name) for name in request_router.providers]
+
+    @router.get("/providers/{name}", response_model=ProviderModel, responses={404: {"description": "Unknown"}})
+    def get_provider(name: str, request_router: ProviderRouterDep) -> ProviderModel:
+        """One provider and the health of its cached credentials."""
+        try:
+            return _provider_model(request_router, name)
+        except UnknownProvider as exc:
+            raise HTTPException(status_code=404, detail=exc.detail) from None
+
+    return router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the raster API; raises `providers.ProvidersConfigError` when `PROVIDERS_CONFIG` is invalid."""
+    settings = settings or Settings()
+    _configure_logging()
+    provider_router = ProviderRouter.from_settings(settings)
+
+    app = FastAPI(
+        title=settings.api.name,
+        description="Dynamic raster tiles from S3 with per-provider credentials (`?provider=NAME`).",
+        openapi_url="/api",
+        docs_url="/api.html",
+    )
+    app.state.provider_router = provider_router
+    app.state.settings = settings
+    # What /healthz reports; the pgstac registration flips its flag.
+    app.state.enabled_parts = {"cog": True, "pgstac": False}
+
+    cog = TilerFactory(
+        router=APIRouter(route_class=ProviderRetryRoute),
+        router_prefix="/cog",
+        path_dependency=DatasetPath,
+        environment_dependency=ProviderEnvironment,
+        extensions=[cogValidateExtension()],
+    )
+    app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
+    app.include_router(TMSFactory().router, tags=["Tiling Schemes"])
+    app.include_router(AlgorithmFactory().router, tags=["Algorithms"])
+    app.include_router(ColorMapFactory().router, tags=["ColorMaps"])
+    app.include_router(_providers_router())
+
+    # --- pgstac mosaics (owned by the pgstac part) ---------------------------------------------------------------
+    # When a database is configured (RASTER_API_PGSTAC_ENABLED=true), mount the mosaic/collection/item endpoints:
+    if settings.pgstac.pgstac_enabled:
+        from raster_api import pgstac  # lazy: titiler.pgstac and psycopg only when a database is configured
+
+        pgstac.register(app, provider_router)
+    # ---------------------------------------------------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["Health"])
+    def healthz() -> dict[str, object]:
+        """Liveness, and which parts of the API are enabled."""
+        return {"status": "ok", **app.state.enabled_parts}
+
+    add_exception_handlers(app, retry_after_seconds=settings.api.retry_after_seconds)
+    _add_middleware(app, settings)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Added innermost first: compression, Cache-Control, CORS, then the access log outermost."""
+    app.add_middleware(
+        CompressionMiddleware,
+        minimum_size=0,
+        exclude_mediatype=BINARY_MEDIA_TYPES,
+    )
+    if settings.api.cache_control:
+        app.add_middleware(
+            CacheControlMiddleware,
+            cachecontrol=settings.api.cache_control,
+            cachecontrol_max_http_code=400,
+            exclude_path={r"/healthz", r"/providers"},
+        )
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_credentials=settings.api.cors_allow_credentials,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id"],
+        )
+    app.add_middleware(AccessLogMiddleware)

@@ -1,0 +1,101 @@
+"""One structured JSON access-log line per request, so we can always tell who read what.
+
+Pure ASGI (no `BaseHTTPMiddleware`, which would buffer tile bodies). The request id is API Gateway's when the request
+came through Mangum, else a generated one, and is echoed in `x-request-id`. The provider, bucket and key come from
+the request state that `raster_api.dependencies.resolved_read` fills in. Query-string values that could be secrets
+are redacted before they reach the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_logger = logging.getLogger("raster_api.access")
+
+REDACTED = "[REDACTED]"
+_SECRET_PARAM = re.compile(r"token|secret|password|passwd|signature|credential|auth|key|session", re.IGNORECASE)
+# Keys that are not secrets even though they match the pattern above.
+_PUBLIC_PARAMS = frozenset({"colormap_name", "url", "provider"})
+
+
+def redact_query(query: str) -> str:
+    """The query string with secret-looking parameters and the query part of URL values redacted."""
+    parts = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in _PUBLIC_PARAMS and _SECRET_PARAM.search(name):
+            value = REDACTED
+        elif "://" in value and "?" in value:
+            value = value.split("?", 1)[0] + "?" + REDACTED
+        parts.append(f"{name}={value}")
+    return "&".join(parts)
+
+
+def _request_id(scope: Scope) -> str:
+    event = scope.get("aws.event") or {}
+    request_id = (event.get("requestContext") or {}).get("requestId") if isinstance(event, dict) else None
+    return str(request_id) if request_id else uuid.uuid4().hex
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else str(scope.get("path", ""))
+
+
+@dataclass(frozen=True)
+class AccessLogMiddleware:
+    """Log `{"request_id", "method", "route", "path", "query", "provider", "bucket", "key", "status", ...}`."""
+
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        request_id = _request_id(scope)
+        state["request_id"] = request_id
+        response: dict[str, int] = {"status": 500, "bytes": 0}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response["status"] = message["status"]
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            elif message["type"] == "http.response.body":
+                response["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            access_logger.info(json.dumps(self._record(scope, state, response, start), separators=(",", ":")))
+
+    @staticmethod
+    def _record(scope: Scope, state: dict[str, Any], response: dict[str, int], start: float) -> dict[str, Any]:
+        read = state.get("raster_read")
+        query = scope.get("query_string", b"").decode("latin-1")
+        return {
+            "type": "access",
+            "request_id": state.get("request_id"),
+            "method": scope.get("method"),
+            "route": _route(scope),
+            "path": scope.get("path"),
+            "query": redact_query(query) if query else "",
+            "provider": read.provider.name if read is not None else None,
+            "bucket": read.location.bucket if read is not None else None,
+            "key": read.location.key if read is not None else None,
+            "status": response["status"],
+            "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+            "bytes": response["bytes"],
+        }

@@ -1,0 +1,187 @@
+"""Provider routing: which provider may read a URL, and the GDAL environment that reads it with its credentials.
+
+This is the public seam other parts of the API build on (the COG endpoints through `raster_api.dependencies`, the
+mosaic endpoints through a reader's per-asset `env`, the download endpoint through `credentials()`):
+
+- `resolve(url, provider) -> ResolvedRead`: parse the URL and decide the provider, or raise a 4xx error.
+- `owner(bucket)`, `check_access(provider_name, bucket)`: the same ownership rules for URLs parsed elsewhere.
+- `gdal_env(provider) -> dict`: kwargs for `rasterio.Env(**env)`.
+- `credentials(provider) -> AwsCredentials | None`: the provider's current keys (None for `unsigned`).
+- `refresh(provider)`: fetch fresh credentials after S3 refused a read.
+- `health()`: per-provider credential health for `/providers`.
+
+Ownership is exclusive (`providers.models.owner_of`): a request naming provider B for provider A's bucket is refused
+before GDAL is ever called, which is also what keeps GDAL's path-keyed caches from serving A's bytes to B.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from rasterio.session import AWSSession
+
+from providers import Provider, ProviderKind, S3Location, parse_s3_url
+from providers.models import owner_of
+from providers.s3 import is_valid_bucket_name
+from raster_api import gdal
+from raster_api.credentials import AwsCredentials, CredentialCache, CredentialHealth
+from raster_api.errors import BucketNotServed, InvalidDatasetUrl, UnknownProvider
+from raster_api.settings import GdalSettings, Settings
+
+
+@dataclass(frozen=True)
+class ResolvedRead:
+    """A dataset URL resolved to the provider that reads it."""
+
+    provider: Provider
+    location: S3Location
+
+    @property
+    def gdal_path(self) -> str:
+        return self.location.gdal_path
+
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+
+class ProviderRouter:
+    """Routes reads to providers and hands out each provider's GDAL environment."""
+
+    def __init__(
+        self, providers: Sequence[Provider], credentials: CredentialCache, gdal_settings: GdalSettings | None = None
+    ) -> None:
+        self.providers: dict[str, Provider] = {p.name: p for p in providers}
+        self.credential_cache = credentials
+        self.gdal_config = gdal.gdal_config(gdal_settings)
+        self._sessions: dict[str, tuple[AwsCredentials | None, AWSSession]] = {}
+        self._sessions_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProviderRouter:
+        """Load `PROVIDERS_CONFIG` (raising `ProvidersConfigError`) and wire GDAL cache invalidation on rotation."""
+        providers = settings.providers.load()
+        cache = CredentialCache(
+            providers, settings.credentials, on_rotation=lambda p: gdal.invalidate_buckets(p.buckets)
+        )
+        gdal.configure_process(settings.gdal)
+        return cls(providers, cache, settings.gdal)
+
+    # -- routing ----------------------------------------------------------------------------------------------
+
+    def provider(self, name: str) -> Provider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers))
+            raise UnknownProvider(f"unknown provider {name!r}; known providers: {known}") from None
+
+    def owner(self, bucket: str) -> Provider | None:
+        return owner_of(self.providers.values(), bucket)
+
+    def check_access(self, provider_name: str | None, bucket: str) -> Provider:
+        """The provider that reads `bucket`: the named one if it owns the bucket, else the owner; or 403."""
+        named = self.provider(provider_name) if provider_name else None
+        owner = self.owner(bucket)
+        if owner is None:
+            who = f"provider {named.name!r}" if named else "any provider"
+            raise BucketNotServed(f"bucket {bucket!r} is not served by {who}")
+        if named is not None and named.name != owner.name:
+            raise BucketNotServed(f"provider {named.name!r} does not serve bucket {bucket!r}")
+        return owner
+
+    def parse_url(self, url: str) -> S3Location:
+        """`s3://bucket/key`, or a DAAC distribution URL `https://<credentials_url host>/<bucket>/<key>`."""
+        url = url.strip()
+        if url.startswith("s3://"):
+            try:
+                return parse_s3_url(url)
+            except ValueError as exc:
+                raise InvalidDatasetUrl(str(exc)) from None
+        location = self._distribution_location(url)
+        if location is None:
+            raise InvalidDatasetUrl(
+                f"only s3://bucket/key URLs (or a DAAC's distribution URL) are read with provider credentials: {url!r}"
+            )
+        return location
+
+    def resolve(self, url: str, provider: str | None = None) -> ResolvedRead:
+        location = self.parse_url(url)
+        return ResolvedRead(self.check_access(provider, location.bucket), location)
+
+    def _distribution_location(self, url: str) -> S3Location | None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            return None
+        bucket, _, key = unquote(parts.path).lstrip("/").partition("/")
+        if not key or not is_valid_bucket_name(bucket):
+            return None
+        owner = self.owner(bucket)
+        if owner is None or owner.kind is not ProviderKind.EARTHDATA or not owner.credentials_url:
+            return None
+        daac = urlsplit(owner.credentials_url)
+        if (daac.scheme, daac.netloc) != (parts.scheme, parts.netloc):
+            return None
+        return S3Location(bucket=bucket, key=key)
+
+    # -- credentials and GDAL ---------------------------------------------------------------------------------
+
+    def _provider(self, provider: Provider | str) -> Provider:
+        return self.provider(provider) if isinstance(provider, str) else provider
+
+    def credentials(self, provider: Provider | str) -> AwsCredentials | None:
+        """Current keys of `provider` (None for `unsigned`); raises `CredentialsUnavailable`."""
+        return self.credential_cache.get(self._provider(provider).name)
+
+    def refresh(self, provider: Provider | str) -> None:
+        """Fetch fresh credentials now (a rotation clears GDAL's cache of the provider's buckets)."""
+        self.credential_cache.refresh(self._provider(provider).name, force=True)
+
+    def gdal_env(self, provider: Provider | str) -> dict[str, Any]:
+        """kwargs for `rasterio.Env(**env)` reading with `provider`'s credentials and the Lambda GDAL settings.
+
+        `AWS_SESSION_TOKEN` is always set explicitly (empty when the provider has none): otherwise GDAL would combine
+        the provider's keys with the Lambda's own `AWS_SESSION_TOKEN` from the process environment.
+        """
+        provider = self._provider(provider)
+        creds = self.credentials(provider)
+        env: dict[str, Any] = {**self.gdal_config, "session": self._session(provider, creds)}
+        env["AWS_REGION"] = provider.region
+        if creds is None:
+            env.update(AWS_NO_SIGN_REQUEST="YES", AWS_SESSION_TOKEN="", AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
+        else:
+            env.update(AWS_NO_SIGN_REQUEST="NO", AWS_SESSION_TOKEN=creds.session_token or "")
+        if provider.requester_pays:
+            env["AWS_REQUEST_PAYER"] = "requester"
+        return env
+
+    def _session(self, provider: Provider, creds: AwsCredentials | None) -> AWSSession:
+        """One `AWSSession` per provider and key set (building a boto3 session per tile would be wasteful)."""
+        cached = self._sessions.get(provider.name)
+        if cached is not None and cached[0] == creds:
+            return cached[1]
+        if creds is None:
+            session = AWSSession(aws_unsigned=True, region_name=provider.region)
+        else:
+            session = AWSSession(
+                aws_access_key_id=creds.access_key_id,
+                aws_secret_access_key=creds.secret_access_key,
+                aws_session_token=creds.session_token,
+                region_name=provider.region,
+                requester_pays=provider.requester_pays,
+            )
+        with self._sessions_lock:
+            self._sessions[provider.name] = (creds, session)
+        return session
+
+    # -- health -----------------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, CredentialHealth]:
+        return {name: self.provider_health(name) for name in self.providers}
+
+    def provider_health(self, name: str) -> CredentialHealth:
+        return self.credential_cache.health(self.provider(name).name)

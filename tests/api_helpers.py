@@ -1,0 +1,48 @@
+"""Helpers for the raster API tests: tile coordinates over the samples and the pixels a tile must hold."""
+
+from __future__ import annotations
+
+import numpy as np
+from morecantile import Tile
+from morecantile import tms as tms_registry
+from rasterio.io import MemoryFile
+
+from local_stack.aws_world import SAMPLE_BASES
+
+WEB_MERCATOR = tms_registry.get("WebMercatorQuad")
+# A tile fully inside every sample (bounds -120..-119, 34..35).
+TILE_Z = 10
+TILE_X, TILE_Y = WEB_MERCATOR.tile(-119.6, 34.5, TILE_Z)[:2]
+SAMPLE_LEFT, SAMPLE_SIZE, SAMPLE_DEGREES = -120.0, 512, 1.0
+
+
+def tile_path(z: int = TILE_Z, x: int = TILE_X, y: int = TILE_Y, fmt: str = "png") -> str:
+    return f"/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.{fmt}"
+
+
+def decode_image(content: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(first band, alpha mask) of a PNG/WEBP/TIFF body."""
+    with MemoryFile(content) as mem, mem.open() as src:
+        data = src.read()
+    band = data[0]
+    alpha = data[-1] if data.shape[0] > 1 else np.full(band.shape, 255, dtype=np.uint8)
+    return band, alpha
+
+
+def expected_tile(base: int, z: int = TILE_Z, x: int = TILE_X, y: int = TILE_Y, size: int = 256) -> np.ndarray:
+    """The value each tile column must hold: `base + sample_column // 64` at the column's centre longitude."""
+    bounds = WEB_MERCATOR.bounds(Tile(x, y, z))
+    lons = bounds.left + (np.arange(size) + 0.5) * (bounds.right - bounds.left) / size
+    columns = np.floor((lons - SAMPLE_LEFT) * SAMPLE_SIZE / SAMPLE_DEGREES).astype(int)
+    row = base + columns // 64
+    return np.broadcast_to(row, (size, size))
+
+
+def assert_tile_from(content: bytes, bucket: str) -> None:
+    """The tile is fully valid and its pixels are `bucket`'s sample (column bands may shift by one pixel)."""
+    band, alpha = decode_image(content)
+    assert (alpha == 255).all(), "tile should be fully inside the sample"
+    base = SAMPLE_BASES[bucket]
+    assert band.min() >= base and band.max() <= base + 7, f"pixels {band.min()}..{band.max()} are not from {bucket}"
+    matching = (band == expected_tile(base)).mean()
+    assert matching > 0.98, f"only {matching:.1%} of pixels match {bucket}'s sample"
