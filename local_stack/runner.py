@@ -44,7 +44,7 @@ from providers.models import owner_of, parse_providers
 DEFAULT_PORT = 8000
 HOST = "127.0.0.1"
 EARTHDATA_USER = "local-stack-user"
-ROTATOR_ARGV = [sys.executable, "-c", "import sys; from credential_rotator.cli import main; sys.exit(main())"]
+ROTATOR_ARGV = [sys.executable, "-m", "credential_rotator.cli"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
     edl, edl_password = _start_earthdata(stack, world)
     world.put_secret(EARTHDATA_LOGIN_SECRET, {"username": EARTHDATA_USER, "password": edl_password})
     providers_json = json.dumps(providers_config(world, earthdata_url=edl.base_url))
+    _create_provider_secrets(world, providers_json)
 
     rotator = Rotator(world, providers_json, edl.base_url, logs / "rotator.log")
     say("running the credential rotator once (as the rotator role)")
@@ -156,6 +157,14 @@ def _start_earthdata(stack: ExitStack, world: AwsWorld) -> tuple[Any, str]:
     edl = stack.enter_context(EarthdataEmulator(users={EARTHDATA_USER: password}, daacs=daac_minters(world)))
     say(f"Earthdata Login emulator (DEVELOPMENT TOOL, mints moto STS credentials per DAAC): {edl.base_url}")
     return edl, password
+
+
+def _create_provider_secrets(world: AwsWorld, providers_json: str) -> None:
+    """Empty provider secrets, as the CDK stack creates them: the rotator may only write values, not create secrets."""
+    sm = world.client("secretsmanager")
+    for provider in parse_providers(json.loads(providers_json)):
+        if provider.secret_id:
+            sm.create_secret(Name=provider.secret_id, Description=f"S3 credentials of provider {provider.name}")
 
 
 def _no_pgstac(reason: str) -> tuple[dict[str, str], dict[str, Any]]:

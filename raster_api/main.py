@@ -129,6 +129,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ColorMapFactory().router, tags=["ColorMaps"])
     app.include_router(_providers_router())
 
+    # --- publisher viewer at `/` and pre-signed downloads (owned by the local stack/viewer part) -------------------
+    from raster_api.download import add_download
+    from raster_api.viewer import add_viewer
+
+    add_download(app)
+    add_viewer(app)
+    # ---------------------------------------------------------------------------------------------------------------
+
     # --- pgstac mosaics (owned by the pgstac part) ---------------------------------------------------------------
     # When a database is configured (RASTER_API_PGSTAC_ENABLED=true), mount the mosaic/collection/item endpoints:
     if settings.pgstac.pgstac_enabled:
