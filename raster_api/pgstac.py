@@ -1,0 +1,452 @@
+"""STAC mosaics and items from a pgstac database, mounted on the raster API when a database is configured.
+
+titiler.pgstac's factories and routes are used as they are; three things are swapped in:
+- the dataset readers (`raster_api.stac_reader`), so each asset is read with the provider owning its bucket, in the
+  asset's own worker thread, and `?provider=` / a collection's declared provider can refuse it;
+- the request-level GDAL environment: GDAL settings plus an *unsigned* session, so a read that somehow missed its
+  per-asset credentials fails instead of falling back to the Lambda's identity;
+- the error map: unknown search → 404, bad CQL2 → 400, database unreachable → 503 (titiler.pgstac answers 500).
+
+The connection pool is sized for Lambda (one connection), opened at start-up, and checks a connection before lending
+it, so a connection killed during a Lambda freeze is replaced instead of failing the first request after a thaw.
+The database is `DATABASE_URL` (or libpq's `PG*` variables), or in Lambda a Secrets Manager secret
+`PGSTAC_SECRET_ID` holding `{"username", "password", "host", "port", "dbname"}` (re-read when a connection is made,
+so a rotated password is picked up).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import jinja2
+import psycopg
+from cql2 import Expr
+from fastapi import FastAPI, Query
+from psycopg import errors as pg_errors
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rasterio.session import AWSSession
+from starlette import status
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.templating import Jinja2Templates
+from titiler.core.dependencies import DefaultDependency
+from titiler.core.factory import MultiBaseTilerFactory
+from titiler.extensions import wmtsExtension
+from titiler.mosaic.extensions.wmts import wmtsExtension as wmtsExtensionMosaic
+from titiler.pgstac import model
+from titiler.pgstac.dependencies import CollectionIdParams, ItemIdParams, SearchIdParams
+from titiler.pgstac.errors import BackendError, MosaicNotFoundError, NoLayerFound, ReadOnlyPgSTACError
+from titiler.pgstac.extensions import searchInfoExtension
+from titiler.pgstac.factory import MosaicTilerFactory, add_search_list_route, add_search_register_route
+
+from providers.aws import client as aws_client
+from raster_api.stac_reader import (
+    COLLECTION_PROVIDER_FIELD,
+    AssetRouting,
+    ProviderRouting,
+    RoutedItemReader,
+    RoutedMosaicItemReader,
+)
+
+logger = logging.getLogger(__name__)
+
+TAGS_SEARCH = "STAC Search"
+TAGS_COLLECTION = "STAC Collection"
+TAGS_ITEM = "STAC Item"
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the database is: libpq's names, unprefixed (titiler-pgstac and every Postgres tool use them)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str | None = None
+    pgstac_secret_id: str | None = None
+    pghost: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.database_url or self.pgstac_secret_id or self.pghost)
+
+
+class PoolSettings(BaseSettings):
+    """The connection pool and caches; defaults suit Lambda (one request at a time per execution environment)."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_PGSTAC_", extra="ignore")
+
+    min_size: int = 1
+    max_size: int = 1
+    # Seconds a request waits for a pooled connection before answering 503.
+    timeout: float = 10.0
+    # Seconds start-up waits for the first connection (start-up goes on without it: /healthz says so).
+    startup_timeout: float = 10.0
+    connect_timeout: int = 5
+    max_idle: float = 300.0
+    max_lifetime: float = 3600.0
+    # How long a Secrets Manager value and the collections' declared providers are reused.
+    secret_ttl: float = 300.0
+    collection_cache_ttl: float = 60.0
+    # Close the pool when the app shuts down; default: yes, except on Lambda (see `_lifespan_with_pool`).
+    close_on_shutdown: bool | None = None
+
+
+class InvalidSearch(Exception):
+    """A search or filter pgstac cannot run (bad CQL2, bad arguments): 400."""
+
+
+class DatabaseUnavailable(Exception):
+    """The pgstac database cannot be reached: 503."""
+
+
+@dataclass
+class _TtlValue:
+    """A value recomputed at most every `ttl` seconds (thread-safe)."""
+
+    load: Callable[[], Any]
+    ttl: float
+    _value: Any = None
+    _at: float = -1.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._at < 0 or time.monotonic() - self._at > self.ttl:
+                self._value = self.load()
+                self._at = time.monotonic()
+            return self._value
+
+
+def _secret_conninfo(secret_id: str, connect_timeout: int) -> str:
+    value = json.loads(aws_client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+    return make_conninfo(
+        host=value["host"],
+        port=str(value.get("port", 5432)),
+        user=value["username"],
+        password=value["password"],
+        dbname=value.get("dbname") or value.get("dbInstanceIdentifier") or "postgres",
+        connect_timeout=str(connect_timeout),
+    )
+
+
+def conninfo_source(db: DatabaseSettings, pool: PoolSettings) -> str | Callable[[], str]:
+    """The pool's conninfo: the URL, libpq's `PG*` environment (empty string), or the secret read through a TTL."""
+    if db.database_url:
+        return make_conninfo(db.database_url, connect_timeout=str(pool.connect_timeout))
+    if db.pgstac_secret_id:
+        secret = _TtlValue(lambda: _secret_conninfo(str(db.pgstac_secret_id), pool.connect_timeout), pool.secret_ttl)
+        return lambda: str(secret.get())
+    return make_conninfo("", connect_timeout=str(pool.connect_timeout))
+
+
+class PgstacConnection:
+    """The pgstac connection pool of one app, plus the collections' declared providers."""
+
+    def __init__(self, db: DatabaseSettings, settings: PoolSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.pool: ConnectionPool | None = None
+        self._declared = _TtlValue(self._load_declared_providers, settings.collection_cache_ttl)
+
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(
+            conninfo=conninfo_source(self.db, self.settings),
+            min_size=self.settings.min_size,
+            max_size=max(self.settings.max_size, self.settings.min_size),
+            timeout=self.settings.timeout,
+            max_idle=self.settings.max_idle,
+            max_lifetime=self.settings.max_lifetime,
+            # Validate a connection before lending it: one killed while Lambda was frozen is replaced, not used.
+            check=ConnectionPool.check_connection,
+            kwargs={"options": "-c search_path=pgstac,public -c application_name=raster-api"},
+            open=False,
+            name="pgstac",
+        )
+
+    def open(self) -> ConnectionPool:
+        """Open the pool unless it is open (a closed pool cannot be reopened: a new one replaces it).
+
+        A database that is down is logged, not fatal: the STAC routes answer 503 until it is back.
+        """
+        if self.pool is not None and not self.pool.closed:
+            return self.pool
+        self.pool = self._new_pool()
+        self.pool.open(wait=False)
+        try:
+            self.pool.wait(timeout=self.settings.startup_timeout)
+        except PoolTimeout:
+            logger.warning("pgstac database not reachable at start-up; STAC routes answer 503 until it is")
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    def online(self, timeout: float = 1.0) -> bool:
+        if self.pool is None or self.pool.closed:
+            return False
+        try:
+            with self.pool.connection(timeout) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except (psycopg.OperationalError, PoolTimeout):
+            return False
+
+    def _load_declared_providers(self) -> dict[str, str]:
+        with self.open().connection() as conn:
+            rows = conn.execute(
+                "SELECT id, content->>%s FROM pgstac.collections WHERE content ? %s",
+                (COLLECTION_PROVIDER_FIELD, COLLECTION_PROVIDER_FIELD),
+            ).fetchall()
+        return {str(cid): str(name) for cid, name in rows if name}
+
+    def collection_provider(self, collection_id: str) -> str | None:
+        """The provider a collection declares (`"tiler:provider"`), or None."""
+        declared: dict[str, str] = self._declared.get()
+        return declared.get(collection_id)
+
+
+# -- request dependencies -------------------------------------------------------------------------------------
+
+
+def _validate_cql2(filter_expr: Any, lang: str | None) -> None:
+    try:
+        expr = Expr(filter_expr)
+        expr.validate()
+    except Exception as exc:  # cql2 raises its own ValueError subclasses for text and JSON
+        raise InvalidSearch(f"invalid CQL2 filter ({lang or 'cql2-json'}): {exc}") from None
+
+
+def search_params(body: model.RegisterMosaic) -> tuple[model.PgSTACSearch, model.Metadata]:
+    """`POST /searches/register` body, with its CQL2 filter checked before it reaches pgstac."""
+    if body.filter_expr is not None:
+        _validate_cql2(body.filter_expr, body.filter_lang)
+    search = body.model_dump(exclude_none=True, exclude={"metadata"}, by_alias=True)
+    return model.PgSTACSearch(**search), body.metadata
+
+
+@functools.wraps(CollectionIdParams)
+def collection_search_id(*args: Any, **kwargs: Any) -> str:
+    """titiler.pgstac's collection dependency, with its filter errors answered 400 (it lets them become 500)."""
+    try:
+        return CollectionIdParams(*args, **kwargs)
+    except ValidationError as exc:
+        raise InvalidSearch(f"invalid CQL2 filter: {exc}") from None
+
+
+collection_search_id.__signature__ = inspect.signature(CollectionIdParams)  # type: ignore[attr-defined]
+
+
+def _routing_dependency(router: ProviderRouting, connection: PgstacConnection) -> type[DefaultDependency]:
+    @dataclass(init=False)
+    class RoutingParams(DefaultDependency):
+        """`?provider=` and the per-asset routing rules handed to the readers."""
+
+        routing: AssetRouting = field(init=False)
+
+        def __init__(
+            self,
+            provider: Annotated[
+                str | None,
+                Query(description="Read only assets in buckets this provider owns; any other asset is refused (403)."),
+            ] = None,
+        ) -> None:
+            self.routing = AssetRouting(router, provider, connection.collection_provider)
+
+    return RoutingParams
+
+
+def _environment_dependency(router: ProviderRouting) -> Callable[[], dict[str, Any]]:
+    base = dict(getattr(router, "gdal_config", {}))
+
+    def environment() -> dict[str, Any]:
+        # Unsigned at the request level: only an asset's own `env` carries credentials (no fallback identity).
+        return {**base, "session": AWSSession(aws_unsigned=True)}
+
+    return environment
+
+
+# -- errors ---------------------------------------------------------------------------------------------------
+
+PGSTAC_STATUS_CODES: dict[type[Exception], int] = {
+    MosaicNotFoundError: status.HTTP_404_NOT_FOUND,
+    NoLayerFound: status.HTTP_400_BAD_REQUEST,
+    InvalidSearch: status.HTTP_400_BAD_REQUEST,
+    # titiler.pgstac raises BackendError when pgstac rejects a search's arguments (DataError): user input.
+    BackendError: status.HTTP_400_BAD_REQUEST,
+    pg_errors.DataError: status.HTTP_400_BAD_REQUEST,
+    pg_errors.RaiseException: status.HTTP_400_BAD_REQUEST,
+    ReadOnlyPgSTACError: status.HTTP_503_SERVICE_UNAVAILABLE,
+    DatabaseUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    PoolTimeout: status.HTTP_503_SERVICE_UNAVAILABLE,
+    psycopg.OperationalError: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+_GENERIC_DETAIL: dict[type[Exception], str] = {
+    PoolTimeout: "pgstac database unavailable; retry later",
+    psycopg.OperationalError: "pgstac database unavailable; retry later",
+}
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def add_pgstac_exception_handlers(app: FastAPI) -> None:
+    """Answer pgstac errors with their status; database errors never echo connection details."""
+
+    def make(code: int, exc_class: type[Exception]) -> Callable[[Request, Exception], JSONResponse]:
+        generic = _GENERIC_DETAIL.get(exc_class)
+
+        def handler(request: Request, exc: Exception) -> JSONResponse:
+            if code >= 500:
+                logger.warning("pgstac %s on %s: %s", type(exc).__name__, request.url.path, _first_line(exc))
+            return JSONResponse({"detail": generic or _first_line(exc)}, status_code=code)
+
+        return handler
+
+    for exc_class, code in PGSTAC_STATUS_CODES.items():
+        app.add_exception_handler(exc_class, make(code, exc_class))
+
+
+# -- wiring ---------------------------------------------------------------------------------------------------
+
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        autoescape=jinja2.select_autoescape(["html", "xml"]),
+        loader=jinja2.ChoiceLoader(
+            [jinja2.PackageLoader("titiler.pgstac", "templates"), jinja2.PackageLoader("titiler.core", "templates")]
+        ),
+    )
+)
+
+
+def _mosaic_factory(
+    path_dependency: Callable[..., str],
+    prefix: str,
+    reader_dependency: type[DefaultDependency],
+    environment: Callable[[], dict[str, Any]],
+) -> MosaicTilerFactory:
+    return MosaicTilerFactory(
+        path_dependency=path_dependency,
+        router_prefix=prefix,
+        dataset_reader=RoutedMosaicItemReader,
+        reader_dependency=reader_dependency,
+        environment_dependency=environment,
+        add_statistics=True,
+        add_viewer=True,
+        add_part=True,
+        extensions=[searchInfoExtension(), wmtsExtensionMosaic()],
+        templates=templates,
+    )
+
+
+def _lifespan_with_pool(app: FastAPI, connection: PgstacConnection, close_on_shutdown: bool) -> None:
+    """Keep the pool open around whatever lifespan the app already has.
+
+    Mangum runs a lifespan cycle around every Lambda invocation, so on Lambda shutdown must not close the pool (the
+    next invocation would pay a new connection); elsewhere (uvicorn, tests) shutdown closes it.
+    """
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        app_.state.dbpool = connection.open()
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            if close_on_shutdown:
+                connection.close()
+
+    app.router.lifespan_context = lifespan
+
+
+def register(
+    app: FastAPI,
+    router: ProviderRouting,
+    db: DatabaseSettings | None = None,
+    pool: PoolSettings | None = None,
+) -> PgstacConnection | None:
+    """Mount `/searches`, `/collections/{id}` and `/collections/{id}/items/{id}` when a database is configured.
+
+    Returns the connection (also `app.state.pgstac`; its pool is `app.state.dbpool` for titiler.pgstac's own
+    dependencies), or None when no database is configured. The pool opens here, at start-up (on Lambda: during
+    the init phase), and again in the lifespan if a previous shutdown closed it.
+    """
+    db = db or DatabaseSettings()
+    if not db.configured:
+        logger.warning("pgstac routes requested but no database configured (DATABASE_URL, PGSTAC_SECRET_ID, PGHOST)")
+        return None
+    pool = pool or PoolSettings()
+    connection = PgstacConnection(db, pool)
+    app.state.pgstac = connection
+    app.state.dbpool = connection.open()
+    close_on_shutdown = pool.close_on_shutdown
+    if close_on_shutdown is None:
+        close_on_shutdown = "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+    _lifespan_with_pool(app, connection, close_on_shutdown)
+    parts = getattr(app.state, "enabled_parts", None)
+    if isinstance(parts, dict):
+        parts["pgstac"] = True
+
+    routing = _routing_dependency(router, connection)
+    environment = _environment_dependency(router)
+
+    searches = _mosaic_factory(SearchIdParams, "/searches/{search_id}", routing, environment)
+    app.include_router(searches.router, tags=[TAGS_SEARCH], prefix="/searches/{search_id}")
+    add_search_list_route(app, prefix="/searches", tags=[TAGS_SEARCH])
+    add_search_register_route(
+        app,
+        prefix="/searches",
+        search_dependency=search_params,
+        tile_dependencies=[
+            searches.layer_dependency,
+            searches.dataset_dependency,
+            searches.pixel_selection_dependency,
+            searches.process_dependency,
+            searches.render_dependency,
+            searches.assets_accessor_dependency,
+            searches.reader_dependency,
+            searches.backend_dependency,
+        ],
+        tags=[TAGS_SEARCH],
+    )
+
+    collections = _mosaic_factory(collection_search_id, "/collections/{collection_id}", routing, environment)
+    app.include_router(collections.router, tags=[TAGS_COLLECTION], prefix="/collections/{collection_id}")
+
+    items = MultiBaseTilerFactory(
+        reader=RoutedItemReader,
+        reader_dependency=routing,
+        environment_dependency=environment,
+        path_dependency=ItemIdParams,
+        router_prefix="/collections/{collection_id}/items/{item_id}",
+        add_viewer=True,
+        extensions=[wmtsExtension()],
+        templates=templates,
+    )
+    app.include_router(items.router, tags=[TAGS_ITEM], prefix="/collections/{collection_id}/items/{item_id}")
+
+    add_pgstac_exception_handlers(app)
+    return connection
+
+
+def health(app: FastAPI) -> dict[str, Any]:
+    """The `/healthz` "pgstac" part: whether STAC routes are mounted and the database answers."""
+    connection: PgstacConnection | None = getattr(app.state, "pgstac", None)
+    if connection is None:
+        return {"enabled": False}
+    return {"enabled": True, "database_online": connection.online()}

@@ -1,0 +1,271 @@
+"""pgstac mosaics, collections and items with per-asset provider routing, against real parts.
+
+A real PostgreSQL + PostGIS migrated with pypgstac (one per test session), items whose assets are COGs in the moto
+buckets (IAM auth on: each bucket is readable only by its provider's identity), and the raster API app built with
+`create_app()`. One web-mercator tile is split in two: a west COG in a DAAC bucket and an east COG in another
+provider's bucket, so a tile's left and right halves say which source (and so which credentials) they came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from io import BytesIO
+from typing import Any
+
+import morecantile
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from rasterio.io import MemoryFile
+
+from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, AwsWorld, Keys, providers_config
+from local_stack.pgstac_db import (
+    PgstacDatabase,
+    load_collections,
+    load_items,
+    pgstac_database,
+    postgis_missing,
+    stac_collection,
+    stac_item,
+)
+from local_stack.samples import make_cog
+
+TMS = morecantile.tms.get("WebMercatorQuad")
+TILE = TMS.tile(-119.6, 34.5, 9)
+WEST, SOUTH, EAST, NORTH = TMS.bounds(TILE)
+MID = (WEST + EAST) / 2
+WEST_BOUNDS = (WEST, SOUTH - 0.1, MID, NORTH + 0.1)
+EAST_BOUNDS = (MID, SOUTH - 0.1, EAST, NORTH + 0.1)
+TILE_PATH = f"tiles/WebMercatorQuad/{TILE.z}/{TILE.x}/{TILE.y}.png"
+
+PREFIX = "pgstac-tests"
+BASES = {DAAC_A_BUCKET: 10, DAAC_B_BUCKET: 60, OWN_BUCKET: 110}
+
+# collection id -> (bucket, bounds, declared provider or None)
+COLLECTIONS: dict[str, tuple[str, tuple[float, float, float, float], str | None]] = {
+    "daac-a-west": (DAAC_A_BUCKET, WEST_BOUNDS, "daac-a"),
+    "daac-b-east": (DAAC_B_BUCKET, EAST_BOUNDS, None),
+    "own-east": (OWN_BUCKET, EAST_BOUNDS, None),
+    # Claims provider "own" for assets in daac-a's bucket: bucket ownership must win.
+    "wrong-claim": (DAAC_A_BUCKET, WEST_BOUNDS, "own"),
+}
+
+
+def _href(bucket: str, bounds: tuple[float, ...]) -> str:
+    side = "west" if bounds == WEST_BOUNDS else "east"
+    return f"s3://{bucket}/{PREFIX}/{side}.tif"
+
+
+@pytest.fixture(scope="session")
+def pgstac_db() -> Iterator[PgstacDatabase]:
+    reason = postgis_missing()
+    if reason:
+        pytest.skip(f"pgstac tests need PostgreSQL with PostGIS: {reason}")
+    with pgstac_database() as db:
+        yield db
+
+
+@pytest.fixture(scope="module")
+def stac_catalog(aws_world: AwsWorld, pgstac_db: PgstacDatabase) -> dict[str, str]:
+    """Upload the half-tile COGs and load one collection + item per entry of COLLECTIONS; returns item ids."""
+    uploaded: set[str] = set()
+    collections, items, item_ids = [], [], {}
+    for collection_id, (bucket, bounds, declared) in COLLECTIONS.items():
+        href = _href(bucket, bounds)
+        if href not in uploaded:
+            aws_world.put_object(bucket, href.split("/", 3)[3], make_cog(BASES[bucket], bounds=bounds))
+            uploaded.add(href)
+        extra = {"tiler:provider": declared} if declared else {}
+        collections.append(stac_collection(collection_id, bounds, extra=extra))
+        item_ids[collection_id] = f"{collection_id}-item"
+        items.append(stac_item(collection_id, item_ids[collection_id], href, bounds))
+    load_collections(pgstac_db.dsn, collections)
+    load_items(pgstac_db.dsn, items)
+    return item_ids
+
+
+def _api_environ(aws_world: AwsWorld, lambda_keys: Keys, db_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **aws_world.endpoint_env(),
+        **lambda_keys.env(),
+        "PROVIDERS_CONFIG": json.dumps(providers_config(aws_world)),
+        "RASTER_API_PGSTAC_ENABLED": "true",
+        **db_env,
+    }
+
+
+@pytest.fixture(scope="module")
+def client(
+    aws_world: AwsWorld,
+    lambda_keys: Keys,
+    provider_secrets: dict[str, str],
+    pgstac_db: PgstacDatabase,
+    stac_catalog: dict[str, str],
+) -> Iterator[TestClient]:
+    from raster_api.main import create_app
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in _api_environ(aws_world, lambda_keys, {"DATABASE_URL": pgstac_db.dsn}).items():
+            mp.setenv(key, value)
+        with TestClient(create_app()) as test_client:
+            yield test_client
+
+
+def _register(client: TestClient, collections: list[str], **body: Any) -> str:
+    response = client.post("/searches/register", json={"collections": collections, **body})
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+def _tile(client: TestClient, prefix: str, params: dict[str, str] | None = None) -> Any:
+    """GET the test tile of a mosaic or item at `prefix`, reading its `data` asset."""
+    return client.get(f"{prefix}/{TILE_PATH}", params={"assets": "data", **(params or {})})
+
+
+def _pixels(content: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a PNG tile: (values of band 1, alpha mask)."""
+    with MemoryFile(BytesIO(content)) as mem, mem.open() as src:
+        data = src.read()
+    return data[0], data[-1]
+
+
+def _assert_half(values: np.ndarray, mask: np.ndarray, columns: slice, base: int) -> None:
+    half_values, half_mask = values[:, columns], mask[:, columns]
+    assert half_mask.all(), "every pixel of this half should be covered"
+    assert half_values.min() >= base and half_values.max() <= base + 7, (half_values.min(), half_values.max())
+
+
+LEFT, RIGHT = slice(4, 124), slice(132, 252)  # away from the seam in the middle of the 256-px tile
+
+
+def test_search_mosaic_tile_shows_both_providers(client: TestClient) -> None:
+    search_id = _register(client, ["daac-a-west", "own-east"])
+    response = _tile(client, f"/searches/{search_id}")
+    assert response.status_code == 200, response.text
+    values, mask = _pixels(response.content)
+    _assert_half(values, mask, LEFT, BASES[DAAC_A_BUCKET])
+    _assert_half(values, mask, RIGHT, BASES[OWN_BUCKET])
+
+
+def test_threaded_mosaic_reads_each_daac_with_its_own_credentials(client: TestClient) -> None:
+    """Two DAACs in one tile, read in parallel threads: the process identity (raster-lambda, in the environment)
+    may read neither bucket, and each DAAC's keys only its own, so a correct tile proves per-thread routing."""
+    import titiler.mosaic.factory
+
+    assert titiler.mosaic.factory.MOSAIC_THREADS > 1, "the mosaic must be read with threads for this test to mean it"
+    search_id = _register(client, ["daac-a-west", "daac-b-east"])
+    response = _tile(client, f"/searches/{search_id}")
+    assert response.status_code == 200, response.text
+    values, mask = _pixels(response.content)
+    _assert_half(values, mask, LEFT, BASES[DAAC_A_BUCKET])
+    _assert_half(values, mask, RIGHT, BASES[DAAC_B_BUCKET])
+
+
+def test_provider_param_refuses_other_providers_assets(client: TestClient, daac_keys: dict[str, Keys]) -> None:
+    search_id = _register(client, ["daac-a-west", "own-east"])
+    response = _tile(client, f"/searches/{search_id}", params={"provider": "own"})
+    assert response.status_code == 403, response.text
+    detail = response.json()["detail"]
+    assert "'own'" in detail and DAAC_A_BUCKET in detail
+    for secret in daac_keys["daac-a"].secret_values():
+        assert secret not in response.text
+
+
+def test_provider_param_owning_every_asset_reads_the_tile(client: TestClient) -> None:
+    search_id = _register(client, ["own-east"])
+    response = _tile(client, f"/searches/{search_id}", params={"provider": "own"})
+    assert response.status_code == 200, response.text
+    values, mask = _pixels(response.content)
+    _assert_half(values, mask, RIGHT, BASES[OWN_BUCKET])
+    assert not mask[:, LEFT].any(), "no item covers the west half"
+
+
+def test_unknown_provider_param_is_a_client_error(client: TestClient) -> None:
+    search_id = _register(client, ["own-east"])
+    response = _tile(client, f"/searches/{search_id}", params={"provider": "nobody"})
+    assert response.status_code == 400
+    assert "nobody" in response.json()["detail"]
+
+
+def test_collection_mosaic_tile(client: TestClient) -> None:
+    response = _tile(client, "/collections/daac-a-west")
+    assert response.status_code == 200, response.text
+    values, mask = _pixels(response.content)
+    _assert_half(values, mask, LEFT, BASES[DAAC_A_BUCKET])
+
+
+def test_collection_tilejson(client: TestClient) -> None:
+    response = client.get("/collections/own-east/WebMercatorQuad/tilejson.json", params={"assets": "data"})
+    assert response.status_code == 200, response.text
+    tilejson = response.json()
+    assert "/collections/own-east/tiles/WebMercatorQuad/{z}/{x}/{y}" in tilejson["tiles"][0]
+    assert tilejson["bounds"] == pytest.approx(list(EAST_BOUNDS))
+
+
+def test_collection_declaring_a_provider_cannot_claim_another_providers_bucket(client: TestClient) -> None:
+    response = _tile(client, "/collections/wrong-claim")
+    assert response.status_code == 403, response.text
+    detail = response.json()["detail"]
+    assert "'own'" in detail and DAAC_A_BUCKET in detail
+
+
+def test_item_asset_tile(client: TestClient, stac_catalog: dict[str, str]) -> None:
+    item = stac_catalog["daac-b-east"]
+    response = _tile(client, f"/collections/daac-b-east/items/{item}")
+    assert response.status_code == 200, response.text
+    values, mask = _pixels(response.content)
+    _assert_half(values, mask, RIGHT, BASES[DAAC_B_BUCKET])
+
+
+def test_item_tilejson(client: TestClient, stac_catalog: dict[str, str]) -> None:
+    item = stac_catalog["daac-a-west"]
+    response = client.get(
+        f"/collections/daac-a-west/items/{item}/WebMercatorQuad/tilejson.json", params={"assets": "data"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["bounds"] == pytest.approx(list(WEST_BOUNDS))
+
+
+def test_item_asset_refused_for_another_provider(client: TestClient, stac_catalog: dict[str, str]) -> None:
+    item = stac_catalog["daac-a-west"]
+    response = _tile(client, f"/collections/daac-a-west/items/{item}", params={"provider": "daac-b"})
+    assert response.status_code == 403, response.text
+    assert "'daac-b'" in response.json()["detail"] and DAAC_A_BUCKET in response.json()["detail"]
+
+
+def test_unknown_search_is_404(client: TestClient) -> None:
+    response = _tile(client, f"/searches/{'0' * 32}")
+    assert response.status_code == 404
+    assert "not found" in response.json()["detail"]
+
+
+def test_unknown_item_is_404(client: TestClient) -> None:
+    response = client.get("/collections/own-east/items/no-such-item/WebMercatorQuad/tilejson.json")
+    assert response.status_code == 404
+
+
+def test_register_with_bad_cql2_is_400(client: TestClient) -> None:
+    response = client.post(
+        "/searches/register",
+        json={"collections": ["own-east"], "filter": {"op": "no-such-op", "args": []}, "filter-lang": "cql2-json"},
+    )
+    assert response.status_code == 400, response.text
+
+
+def test_collection_tile_with_bad_cql2_text_is_400(client: TestClient) -> None:
+    response = _tile(client, "/collections/own-east", params={"filter": "datetime >>>= 3"})
+    assert response.status_code == 400, response.text
+    assert "CQL2" in response.json()["detail"]
+
+
+def test_search_list_shows_registered_searches(client: TestClient) -> None:
+    search_id = _register(client, ["own-east", "daac-b-east"])
+    response = client.get("/searches/", params={"limit": 100})
+    assert response.status_code == 200
+    assert search_id in [entry["search"]["hash"] for entry in response.json()["searches"]]
+
+
+def test_healthz_reports_pgstac_enabled_and_online(client: TestClient) -> None:
+    body = client.get("/healthz").json()
+    assert body["pgstac"] is True or body["pgstac"].get("enabled") is True
