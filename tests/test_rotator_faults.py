@@ -1,0 +1,157 @@
+"""Every way Earthdata fails: the failing provider's good secret stays, the other provider is still rotated, the
+invocation ends in an error naming the provider and the fault, and no secret value reaches the output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from credential_rotator.handler import RotationFailedError, handler
+from local_stack.earthdata_emulator import AuthMode, Fault
+from tests import test_rotator_flows as flows
+from tests.test_rotator_flows import LOGIN_SECRET, PRE_TOKEN, SECRET_IDS, USERNAME, assert_no_secrets
+
+# The flow tests' fixtures (module-scoped ones get their own instance here).
+mint_log, edl, good_secrets, rotator_keys, rotator_env = (
+    flows.mint_log,
+    flows.edl,
+    flows.good_secrets,
+    flows.rotator_keys,
+    flows.rotator_env,
+)
+
+
+def run_failing(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """Run the handler, expect it to raise; returns (exception text, captured output)."""
+    with pytest.raises(RotationFailedError) as err:
+        handler({"source": "aws.events"}, None)
+    captured = capsys.readouterr()
+    return str(err.value), captured.out + captured.err
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        (Fault.SERVER_ERROR, "server_error"),
+        (Fault.HANG, "timeout"),
+        (Fault.HTML, "html_response"),
+        (Fault.MALFORMED, "malformed_json"),
+        (Fault.MISSING_KEY, "missing_key"),
+        (Fault.UNAUTHORIZED, "unauthorized"),
+        (Fault.FORBIDDEN, "forbidden"),
+    ],
+)
+def test_daac_fault_keeps_good_secret_and_rotates_the_other(
+    rotator_env, capsys, aws_world, edl, mint_log, good_secrets, fault, code
+):
+    edl.set_fault(daac="daac-a", fault=fault)
+    message, output = run_failing(capsys)
+    assert f"daac-a ({code}: " in message
+    assert "daac-b" not in message
+    assert aws_world.get_secret(SECRET_IDS["daac-a"]) == good_secrets["daac-a"]
+    assert aws_world.get_secret(SECRET_IDS["daac-b"])["provider"] == "daac-b"
+    assert_no_secrets(message + output, edl, mint_log, good_secrets)
+
+
+def test_credentials_that_already_expired_are_not_written(rotator_env, capsys, aws_world, edl, good_secrets):
+    original = edl.daacs["daac-a"]
+    edl.daacs["daac-a"] = lambda: {**original(), "expiration": "2020-01-01 00:00:00+00:00"}
+    try:
+        message, _ = run_failing(capsys)
+    finally:
+        edl.daacs["daac-a"] = original
+    assert "daac-a (expiring: " in message and "expired" in message
+    assert aws_world.get_secret(SECRET_IDS["daac-a"]) == good_secrets["daac-a"]
+
+
+def test_edl_maintenance_fails_every_provider_with_a_maintenance_message(
+    rotator_env,
+    capsys,
+    aws_world,
+    edl,
+    mint_log,
+    good_secrets,
+):
+    edl.set_fault(fault=Fault.MAINTENANCE)
+    message, output = run_failing(capsys)
+    assert "daac-a (edl_maintenance: " in message and "daac-b (edl_maintenance: " in message
+    assert "maintenance window" in message
+    for name, secret_id in SECRET_IDS.items():
+        assert aws_world.get_secret(secret_id) == good_secrets[name]
+    assert_no_secrets(message + output, edl, mint_log, good_secrets)
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [(Fault.SERVER_ERROR, "server_error"), (Fault.HANG, "timeout"), (Fault.MALFORMED, "malformed_json")],
+)
+def test_edl_fault_fails_both_providers_and_writes_nothing(
+    rotator_env,
+    capsys,
+    aws_world,
+    edl,
+    good_secrets,
+    fault,
+    code,
+):
+    edl.set_fault(fault=fault)
+    message, _ = run_failing(capsys)
+    assert f"daac-a ({code}: " in message and f"daac-b ({code}: " in message
+    for name, secret_id in SECRET_IDS.items():
+        assert aws_world.get_secret(secret_id) == good_secrets[name]
+
+
+def test_wrong_password_at_token_endpoint_is_unauthorized_after_one_call(
+    rotator_env,
+    capsys,
+    aws_world,
+    edl,
+    mint_log,
+    good_secrets,
+):
+    wrong = "wrong-password-7d2c"
+    aws_world.put_secret(LOGIN_SECRET, {"username": USERNAME, "password": wrong})
+    message, output = run_failing(capsys)
+    assert "daac-a (unauthorized: " in message and "refused the username/password" in message
+    assert edl.count("token") == 1  # neither retried nor repeated per provider
+    assert wrong not in message + output
+    assert_no_secrets(message + output, edl, mint_log, good_secrets)
+
+
+def test_wrong_password_at_oauth_authorize_reports_the_html_login_page(
+    rotator_env,
+    capsys,
+    aws_world,
+    edl,
+    good_secrets,
+):
+    # A good token lets daac-b rotate by bearer; daac-a only does redirects, where EDL shows its login page (200).
+    aws_world.put_secret(LOGIN_SECRET, {"username": USERNAME, "password": "wrong-password-7d2c", "token": PRE_TOKEN})
+    edl.set_auth_mode("daac-a", AuthMode.REDIRECT_ONLY)
+    message, _ = run_failing(capsys)
+    assert "daac-a (edl_login_page: " in message and "HTML login page" in message
+    assert aws_world.get_secret(SECRET_IDS["daac-a"]) == good_secrets["daac-a"]
+    assert aws_world.get_secret(SECRET_IDS["daac-b"])["provider"] == "daac-b"
+
+
+def test_failure_emits_failure_metric_with_the_current_secrets_remaining_life(rotator_env, capsys, edl):
+    edl.set_fault(daac="daac-a", fault=Fault.SERVER_ERROR)
+    _, output = run_failing(capsys)
+    metrics = {line["Provider"]: line for line in map(json.loads, output.splitlines()) if "_aws" in line}
+    assert metrics["daac-a"]["RotationFailure"] == 1 and metrics["daac-a"]["RotationSuccess"] == 0
+    assert metrics["daac-a"]["SecondsUntilExpiry"] > 0  # the good secret written earlier is still valid
+    assert metrics["daac-b"]["RotationSuccess"] == 1
+
+
+def test_server_errors_are_retried_before_failing(rotator_env, capsys, edl):
+    edl.set_fault(daac="daac-a", fault=Fault.SERVER_ERROR)
+    run_failing(capsys)
+    assert edl.count("daac-a/s3credentials") == 2  # ROTATOR_RETRIES=1
+
+
+def test_unauthorized_token_call_is_not_retried(rotator_env, capsys, edl):
+    edl.set_fault(fault=Fault.UNAUTHORIZED)
+    message, _ = run_failing(capsys)
+    assert "daac-a (unauthorized: " in message
+    assert edl.count("token") == 1 and edl.count("authorize") == 0
