@@ -8,6 +8,7 @@ and the tests build the app after the environment is set. A bad `PROVIDERS_CONFI
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 
 from fastapi import APIRouter, FastAPI, HTTPException
@@ -138,8 +139,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ---------------------------------------------------------------------------------------------------------------
 
     # --- pgstac mosaics (owned by the pgstac part) ---------------------------------------------------------------
-    # When a database is configured (RASTER_API_PGSTAC_ENABLED=true), mount the mosaic/collection/item endpoints:
-    if settings.pgstac.pgstac_enabled:
+    # When a database is configured (DATABASE_URL or PGSTAC_SECRET_ID, or RASTER_API_PGSTAC_ENABLED=true with libpq's
+    # PG* variables), mount the mosaic/collection/item endpoints:
+    if settings.pgstac.pgstac_enabled or any(os.environ.get(v) for v in ("DATABASE_URL", "PGSTAC_SECRET_ID")):
         from raster_api import pgstac  # lazy: titiler.pgstac and psycopg only when a database is configured
 
         pgstac.register(app, provider_router)
