@@ -33,7 +33,7 @@ def register_search(dsn: str, collections: list[str]) -> str:
     """Register a mosaic search over `collections` (pgstac's `search_query`, as titiler.pgstac does); returns its id."""
     import psycopg
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, options="-c search_path=pgstac,public") as conn:
         row = conn.execute(
             "SELECT hash FROM search_query(%s::jsonb, _metadata => %s::jsonb)",
             (json.dumps({"collections": collections}), json.dumps({"name": SEARCH_NAME})),

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -86,6 +87,10 @@ def run(options: StackOptions) -> int:
             say("stopping")
         except StartupError as exc:
             say(f"start-up failed: {exc}")
+            code = 1
+        except Exception:
+            traceback.print_exc()
+            say("start-up failed (see the traceback above); stopping what had started")
             code = 1
         finally:
             # A second Ctrl-C must not cut the clean-up short: every child is stopped with bounded waits.
@@ -187,7 +192,11 @@ def _start_pgstac(stack: ExitStack, samples: dict[str, str]) -> tuple[dict[str, 
     except (RuntimeError, OSError) as exc:
         return _no_pgstac(f"PostgreSQL did not start: {exc}")
     say(f"pgstac: 127.0.0.1:{db.port}/{db.dbname}, collections {', '.join(collections)}; search {search_id}")
-    return db.env(), {"database_port": db.port, "pgstac_directory": str(db.directory), "search_id": search_id}
+    return {**db.env(), "RASTER_API_PGSTAC_ENABLED": "true"}, {
+        "database_port": db.port,
+        "pgstac_directory": str(db.directory),
+        "search_id": search_id,
+    }
 
 
 def _start_api(stack: ExitStack, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -216,7 +225,7 @@ def _print_urls(
 ) -> None:
     api = f"http://{HOST}:{port}"
     say(f"viewer:    {api}/")
-    say(f"API docs:  {api}/docs")
+    say(f"API docs:  {api}/api.html")
     say(f"providers: {api}/providers")
     for sample in _viewer_samples(providers_json, samples):
         say(f"tilejson:  {api}/cog/WebMercatorQuad/tilejson.json?url={sample['url']}&provider={sample['provider']}")
