@@ -243,7 +243,9 @@ def collection_search_id(*args: Any, **kwargs: Any) -> str:
     try:
         return CollectionIdParams(*args, **kwargs)
     except ValidationError as exc:
-        raise InvalidSearch(f"invalid CQL2 filter: {exc}") from None
+        # titiler.pgstac wraps the cql2 parser's message as the title of an error-less ValidationError.
+        reason = exc.title if not exc.errors() else str(exc)
+        raise InvalidSearch(f"invalid CQL2 filter: {reason}") from None
 
 
 collection_search_id.__signature__ = inspect.signature(CollectionIdParams)  # type: ignore[attr-defined]
