@@ -150,7 +150,14 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
     api = _start_api(stack, env, options.port)
     _print_urls(options.port, samples, providers_json, edl.base_url, db_state)
     if options.state_file:
-        state = {"api": f"http://{HOST}:{options.port}", "moto": endpoint, "earthdata": edl.base_url, **db_state}
+        state = {
+            "api": f"http://{HOST}:{options.port}",
+            "moto": endpoint,
+            "earthdata": edl.base_url,
+            "providers": json.loads(providers_json),
+            "samples": samples,
+            **db_state,
+        }
         _write_state(stack, options.state_file, world, state)
     return api
 

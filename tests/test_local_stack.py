@@ -1,0 +1,160 @@
+"""The README's run command, for real: `python -m local_stack` as a subprocess on a free port.
+
+It must come up, serve every provider's sample through the API, have the real rotator write every earthdata
+provider's secret, and leave no process behind after Ctrl-C (SIGINT).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import morecantile
+import numpy as np
+import psutil
+import pytest
+import requests
+from botocore.config import Config
+from PIL import Image
+
+from local_stack.aws_world import SAMPLE_BASES, free_port
+from local_stack.pgstac_db import postgis_missing
+from providers import S3Credentials
+from providers.models import owner_of, parse_providers
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+CENTER = (-119.5, 34.5)  # the samples cover (-120, 34, -119, 35)
+
+
+@dataclass
+class RunningStack:
+    proc: subprocess.Popen[bytes]
+    api: str
+    state: dict[str, Any]
+    output: Path
+
+
+def _wait_for_state(proc: subprocess.Popen[bytes], state_file: Path, output: Path, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"local stack exited with {proc.returncode}:\n{output.read_text()[-4000:]}")
+        if state_file.exists() and state_file.stat().st_size:
+            return json.loads(state_file.read_text())
+        time.sleep(0.5)
+    pytest.fail(f"local stack not ready within {timeout} s:\n{output.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    tmp = tmp_path_factory.mktemp("local-stack")
+    port = free_port()
+    output = tmp / "stack.out"
+    state_file = tmp / "state.json"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "local_stack", "--port", str(port), "--state-file", str(state_file)],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        state = _wait_for_state(proc, state_file, output)
+        api = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{api}/healthz", timeout=5).status_code == 200
+        yield RunningStack(proc, api, state, output)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _owner(state: dict[str, Any], bucket: str) -> str:
+    owner = owner_of(parse_providers(state["providers"]), bucket)
+    assert owner is not None, bucket
+    return owner.name
+
+
+@pytest.mark.parametrize("bucket", sorted(SAMPLE_BASES))
+def test_serves_a_tile_of_each_providers_sample(stack: RunningStack, bucket: str) -> None:
+    tile = morecantile.tms.get("WebMercatorQuad").tile(*CENTER, 8)
+    response = requests.get(
+        f"{stack.api}/cog/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png",
+        params={"url": stack.state["samples"][bucket], "provider": _owner(stack.state, bucket)},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    image = np.asarray(Image.open(io.BytesIO(response.content)))
+    values, alpha = image[..., 0], image[..., -1]
+    seen = set(np.unique(values[alpha == 255]).tolist())
+    base = SAMPLE_BASES[bucket]
+    assert seen, "tile has no data pixels"
+    assert seen <= set(range(base, base + 8)), f"pixels {sorted(seen)} are not {bucket}'s (base {base})"
+    assert len(seen) > 1, "the column ramp is missing"
+
+
+def test_rotator_wrote_every_earthdata_providers_secret(stack: RunningStack) -> None:
+    admin = stack.state["admin"]
+    session = boto3.session.Session(
+        aws_access_key_id=admin["access_key_id"], aws_secret_access_key=admin["secret"], region_name="us-west-2"
+    )
+    config = Config(retries={"max_attempts": 1})
+    sm = session.client("secretsmanager", endpoint_url=stack.state["moto"], config=config)
+    earthdata = [p for p in stack.state["providers"] if p["kind"] == "earthdata"]
+    assert len(earthdata) == 2
+    for provider in earthdata:
+        creds = S3Credentials.model_validate_json(sm.get_secret_value(SecretId=provider["secret_id"])["SecretString"])
+        assert creds.seconds_left() > 600, provider["name"]
+        # The secret holds the DAAC role's identity, minted through the Earthdata emulator.
+        sts = boto3.client(
+            "sts",
+            endpoint_url=stack.state["moto"],
+            region_name="us-west-2",
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            aws_session_token=creds.session_token,
+            config=config,
+        )
+        assert f":assumed-role/{provider['name']}-s3/" in sts.get_caller_identity()["Arn"]
+
+
+def test_sigint_stops_every_process(stack: RunningStack) -> None:
+    root = psutil.Process(stack.proc.pid)
+    children = root.children(recursive=True)
+    assert any("moto.server" in " ".join(c.cmdline()) for c in children)
+    assert any("uvicorn" in " ".join(c.cmdline()) for c in children)
+    # PostgreSQL daemonizes (pg_ctl): find it by its data directory rather than as a child.
+    pg_dir = stack.state.get("pgstac_directory")
+    postgres = [p for p in psutil.process_iter(["cmdline"]) if pg_dir and pg_dir in " ".join(p.info["cmdline"] or [])]
+    if postgis_missing() is None:
+        assert postgres, "pgstac should be running when PostgreSQL + PostGIS are installed"
+
+    stack.proc.send_signal(signal.SIGINT)
+    assert stack.proc.wait(timeout=60) == 0, stack.output.read_text()[-3000:]
+
+    _, alive = psutil.wait_procs([*children, *postgres], timeout=10)
+    assert not alive, f"left behind: {[p.pid for p in alive]}"
+    assert not requests_ok(f"{stack.api}/healthz")
+    assert "[local-stack] stopped" in stack.output.read_text()
+
+
+def requests_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
