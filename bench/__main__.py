@@ -33,12 +33,15 @@ def _latency(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     from bench.latency import run_tile_latency
     from bench.vanilla import create_vanilla_app
 
+    from rasterio.session import AWSSession
+
     daac = bw.daac_keys["daac-a"]
-    static_daac = {
-        "AWS_ACCESS_KEY_ID": daac.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": daac.secret_access_key,
-        "AWS_SESSION_TOKEN": daac.session_token or "",
-    }
+    static_daac = AWSSession(
+        aws_access_key_id=daac.access_key_id,
+        aws_secret_access_key=daac.secret_access_key,
+        aws_session_token=daac.session_token,
+        region_name="us-west-2",
+    )
     with patched_environ({**SAFE_ENV, **bw.api_env()}):
         return run_tile_latency(
             create_ours(),
@@ -86,7 +89,7 @@ def _mosaic(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
         return Section(name="mosaic threads", skipped=f"PostgreSQL/PostGIS unavailable: {reason}")
     from bench.mosaic import load_mosaic, run_mosaic
 
-    with pgstac_database(base_dir=str(workdir)) as db:
+    with pgstac_database() as db:  # its own temp dir: the postgres account cannot enter our private workdir
         load_mosaic(db.dsn, bw.mosaic_urls)
         env = {**bw.api_env(RASTER_API_PGSTAC_ENABLED="true"), **_clean(SAFE_ENV)}
         return run_mosaic(env, db.env(), workdir, rounds=3 if quick else 12)
@@ -130,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run); results still written")
     parser.add_argument("--only", action="append", choices=ALL, help="run only these benchmarks")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("rasterio").setLevel(logging.WARNING)
+    # Progress on stderr for the bench logger only: the apps' own INFO logs (access log) are built but not printed.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     started, t0, load0 = now(), time.monotonic(), os.getloadavg()
     sections: list[Section] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, patched_environ(SAFE_ENV):

@@ -6,18 +6,19 @@ This is what a titiler deployment without provider routing looks like; GDAL pick
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI
+from rasterio.session import AWSSession
 from titiler.core.errors import DEFAULT_STATUS_CODES, add_exception_handlers
 from titiler.core.factory import TilerFactory
 
 from bench.world import VANILLA_GDAL_ENV
 
 
-def create_vanilla_app(gdal_options: Mapping[str, str | int] | None = None) -> FastAPI:
-    """`gdal_options` (e.g. static `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`) are added to titiler's GDAL set."""
-    env = {**VANILLA_GDAL_ENV, **(gdal_options or {})}
+def create_vanilla_app(session: AWSSession | None = None) -> FastAPI:
+    """`session`: one fixed identity for every read (rasterio's way to pass explicit keys); default: plain env."""
+    env: dict[str, Any] = {**VANILLA_GDAL_ENV, **({"session": session} if session else {})}
     app = FastAPI(title="vanilla titiler")
     cog = TilerFactory(router_prefix="/cog", environment_dependency=lambda: dict(env))
     app.include_router(cog.router, prefix="/cog")
