@@ -29,11 +29,11 @@ log = logging.getLogger("bench")
 
 
 def _latency(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from rasterio.session import AWSSession
+
     from bench.inprocess import create_ours
     from bench.latency import run_tile_latency
     from bench.vanilla import create_vanilla_app
-
-    from rasterio.session import AWSSession
 
     daac = bw.daac_keys["daac-a"]
     static_daac = AWSSession(
