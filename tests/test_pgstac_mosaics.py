@@ -269,3 +269,84 @@ def test_search_list_shows_registered_searches(client: TestClient) -> None:
 def test_healthz_reports_pgstac_enabled_and_online(client: TestClient) -> None:
     body = client.get("/healthz").json()
     assert body["pgstac"] is True or body["pgstac"].get("enabled") is True
+
+
+# -- configuration: no database, a Secrets Manager secret, an unreachable database, expired credentials ----------
+
+
+def test_without_a_database_the_app_serves_cog_routes_only(api_env: dict[str, str], monkeypatch) -> None:
+    from raster_api.main import create_app
+
+    for name in ("DATABASE_URL", "PGSTAC_SECRET_ID", "PGHOST", "RASTER_API_PGSTAC_ENABLED"):
+        monkeypatch.delenv(name, raising=False)
+    with TestClient(create_app()) as plain:
+        assert plain.get("/healthz").json()["pgstac"] is False
+        assert plain.get("/searches/").status_code == 404
+        assert plain.get("/cog/info", params={"url": f"s3://{OWN_BUCKET}/cogs/sample.tif"}).status_code == 200
+
+
+def test_database_from_pgstac_secret_id(
+    api_env: dict[str, str], monkeypatch, aws_world: AwsWorld, pgstac_db: PgstacDatabase, stac_catalog: dict[str, str]
+) -> None:
+    from raster_api.main import create_app
+
+    aws_world.put_secret("raster/pgstac-db", pgstac_db.secret_value())
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("PGSTAC_SECRET_ID", "raster/pgstac-db")
+    with TestClient(create_app()) as from_secret:
+        response = _tile(from_secret, "/collections/own-east")
+    assert response.status_code == 200, response.text
+    values, mask = _pixels(response.content)
+    _assert_half(values, mask, RIGHT, BASES[OWN_BUCKET])
+
+
+def test_unreachable_database_is_503_without_connection_details(api_env: dict[str, str], monkeypatch) -> None:
+    from local_stack.aws_world import free_port
+    from raster_api.main import create_app
+
+    password = "db-password-never-shown"
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://raster:{password}@127.0.0.1:{free_port()}/pgstac")
+    monkeypatch.setenv("RASTER_API_PGSTAC_STARTUP_TIMEOUT", "0.5")
+    monkeypatch.setenv("RASTER_API_PGSTAC_TIMEOUT", "0.5")
+    with TestClient(create_app()) as down:
+        response = _tile(down, f"/searches/{'1' * 32}")
+    assert response.status_code == 503, response.text
+    assert password not in response.text and "127.0.0.1" not in response.text
+
+
+def test_expired_daac_credentials_fail_the_mosaic_with_503(
+    api_env: dict[str, str],
+    monkeypatch,
+    aws_world: AwsWorld,
+    daac_keys: dict[str, Keys],
+    pgstac_db: PgstacDatabase,
+    stac_catalog: dict[str, str],
+) -> None:
+    from raster_api.main import create_app
+
+    expired = {**daac_keys["daac-a"].earthdata_json(), "expiration": "2020-01-01 00:00:00+00:00"}
+    aws_world.put_secret("raster/providers/daac-a-expired", expired)
+    config = providers_config(aws_world)
+    for provider in config:
+        if provider["name"] == "daac-a":
+            provider["secret_id"] = "raster/providers/daac-a-expired"
+    monkeypatch.setenv("PROVIDERS_CONFIG", json.dumps(config))
+    monkeypatch.setenv("DATABASE_URL", pgstac_db.dsn)
+    with TestClient(create_app()) as stale:
+        search_id = _register(stale, ["daac-a-west", "own-east"])
+        response = _tile(stale, f"/searches/{search_id}")
+    assert response.status_code == 503, response.text
+    assert "daac-a" in response.json()["detail"]
+    for secret in daac_keys["daac-a"].secret_values():
+        assert secret not in response.text
+
+
+def test_asset_outside_s3_is_refused_not_read(client: TestClient, pgstac_db: PgstacDatabase, tmp_path) -> None:
+    """An item pointing at a file on the API's own disk is a 400, never a read (assets are S3 objects only)."""
+    local = tmp_path / "local.tif"
+    local.write_bytes(make_cog(200, bounds=WEST_BOUNDS))
+    load_collections(pgstac_db.dsn, [stac_collection("local-files", WEST_BOUNDS)])
+    load_items(pgstac_db.dsn, [stac_item("local-files", "local-item", str(local), WEST_BOUNDS)])
+    response = _tile(client, "/collections/local-files")
+    assert response.status_code == 400, response.text
+    assert "s3://" in response.json()["detail"]
