@@ -1,0 +1,251 @@
+"""Lambda packaging without Docker: pip installs manylinux wheels for the target architecture into a directory.
+
+The old stacks built Lambda images with Docker, which ops machines and CI often lack. Wheels for Lambda's
+platform (Amazon Linux 2023, glibc 2.34) install anywhere with `pip --platform ... --only-binary=:all:`, so bundling
+is a local step (`ILocalBundling.try_bundle`); Docker's SAM build image is only the fallback when no pip exists.
+Bundles are cached under a hash of the requirement set and our sources, so repeated synths are instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shlex
+import shutil
+import subprocess  # noqa: S404 - pip is the tool, run without a shell
+import sys
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+from packaging.requirements import Requirement
+
+from infrastructure.config import Architecture, BundlingMode
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER_DIR = Path(__file__).resolve().parent / "placeholder_code"
+PYTHON_VERSION = "3.12"
+# Lambda's unzipped deployment package limit (code + layers).
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# Bump when the way a bundle is built changes, so cached bundles are rebuilt.
+BUNDLER_VERSION = "1"
+# Local development only; never needed on Lambda.
+NOT_ON_LAMBDA = frozenset({"uvicorn"})
+# Directories that no import needs at run time.
+STRIPPED_DIRS = frozenset({"__pycache__", "tests"})
+STRIPPED_SUFFIXES = (".pyc", ".pyo", ".pyi")
+# Lambda runs Amazon Linux 2023 (glibc 2.34); pip expands the legacy manylinux2014 tag to older ones itself.
+MANYLINUX_TAGS = ("manylinux2014", "manylinux_2_28", "manylinux_2_34")
+
+
+class BundleError(RuntimeError):
+    """A Lambda bundle could not be built (pip failed, or the result is too large for Lambda)."""
+
+
+@dataclass(frozen=True)
+class LambdaBundle:
+    """What goes into one Lambda's code: third-party requirements and our own top-level packages."""
+
+    name: str
+    requirements: tuple[str, ...]
+    packages: tuple[str, ...]
+    architecture: Architecture = "x86_64"
+
+    @property
+    def architecture_tag(self) -> str:
+        """The wheel platform suffix of `architecture`."""
+        return "aarch64" if self.architecture == "arm64" else "x86_64"
+
+    def fingerprint(self, root: Path = REPO_ROOT) -> str:
+        digest = hashlib.sha256()
+        for part in (BUNDLER_VERSION, PYTHON_VERSION, self.architecture, *sorted(self.requirements)):
+            digest.update(part.encode() + b"\0")
+        for path in sorted(_source_files(root, self.packages)):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+
+def project_requirements(*extras: str, pyproject: Path = REPO_ROOT / "pyproject.toml") -> tuple[str, ...]:
+    """`[project] dependencies` plus the given extras, without the tools that never run on Lambda."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    specs: list[str] = list(project.get("dependencies", []))
+    for extra in extras:
+        specs.extend(project.get("optional-dependencies", {}).get(extra, []))
+    return tuple(s for s in dict.fromkeys(specs) if Requirement(s).name.lower() not in NOT_ON_LAMBDA)
+
+
+def raster_bundle(architecture: Architecture) -> LambdaBundle:
+    return LambdaBundle("raster-api", project_requirements("api"), ("providers", "raster_api"), architecture)
+
+
+def rotator_bundle(architecture: Architecture) -> LambdaBundle:
+    # The rotator must not ship titiler/GDAL: only the shared dependencies and `requests`.
+    return LambdaBundle(
+        "credential-rotator", project_requirements("rotator"), ("providers", "credential_rotator"), architecture
+    )
+
+
+def _source_files(root: Path, packages: Iterable[str]) -> list[Path]:
+    files = []
+    for package in packages:
+        for path in (root / package).rglob("*"):
+            if path.is_file() and not _stripped(path.relative_to(root)):
+                files.append(path)
+    return files
+
+
+def _stripped(relative: Path) -> bool:
+    return bool(STRIPPED_DIRS.intersection(relative.parts[:-1])) or relative.name.endswith(STRIPPED_SUFFIXES)
+
+
+def pip_command() -> list[str] | None:
+    """A pip that honours the machine's pip configuration (indexes, certificates), or None."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    for name in ("pip3", "pip"):
+        found = shutil.which(name)
+        if found:
+            return [found]
+    return None
+
+
+def pip_install_args(bundle: LambdaBundle, target: Path) -> list[str]:
+    platforms = [arg for tag in MANYLINUX_TAGS for arg in ("--platform", f"{tag}_{bundle.architecture_tag}")]
+    return [
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
+        *platforms,
+        "--target",
+        str(target),
+        *bundle.requirements,
+    ]
+
+
+def strip_bundle(directory: Path) -> None:
+    """Remove what no import needs on Lambda: byte-code caches, test suites, type stubs, console scripts."""
+    shutil.rmtree(directory / "bin", ignore_errors=True)
+    for path in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and path.name in STRIPPED_DIRS:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() and path.name.endswith(STRIPPED_SUFFIXES):
+            path.unlink()
+
+
+def directory_size(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def check_size(directory: Path, name: str, limit: int = LAMBDA_UNZIPPED_LIMIT) -> int:
+    size = directory_size(directory)
+    if size > limit:
+        largest = sorted((directory_size(p) if p.is_dir() else p.stat().st_size, p.name) for p in directory.iterdir())
+        top = ", ".join(f"{entry} {bytes_ // 2**20} MB" for bytes_, entry in reversed(largest[-8:]))
+        raise BundleError(
+            f"the {name} Lambda bundle is {size / 2**20:.0f} MB unzipped, over Lambda's {limit / 2**20:.0f} MB limit; "
+            f"largest entries: {top}"
+        )
+    return size
+
+
+def build_bundle(bundle: LambdaBundle, cache_dir: Path, root: Path = REPO_ROOT) -> Path:
+    """Build (or reuse) the bundle directory for `bundle`; returns it."""
+    cache_dir = cache_dir if cache_dir.is_absolute() else root / cache_dir
+    final = cache_dir / f"{bundle.name}-{bundle.fingerprint(root)[:20]}"
+    if final.is_dir():
+        log.info("reusing cached %s bundle %s", bundle.name, final)
+        return final
+    pip = pip_command()
+    if pip is None:
+        raise BundleError("no pip found to bundle the Lambda code locally")
+    work = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    print(f"[bundling] {bundle.name}: pip install {len(bundle.requirements)} requirements for {bundle.architecture}")
+    result = subprocess.run([*pip, *pip_install_args(bundle, work)], capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BundleError(f"pip could not install the {bundle.name} requirements:\n{result.stderr.strip()[-4000:]}")
+    for package in bundle.packages:
+        shutil.copytree(root / package, work / package, ignore=shutil.ignore_patterns(*STRIPPED_DIRS, "*.py[co]"))
+    strip_bundle(work)
+    size = check_size(work, bundle.name)
+    print(f"[bundling] {bundle.name}: {size / 2**20:.0f} MB unzipped")
+    work.rename(final)
+    return final
+
+
+def copy_tree(source: Path, destination: Path) -> None:
+    """Copy a cached bundle into CDK's output directory, with hard links when on the same file system."""
+
+    def link_or_copy(src: str, dst: str) -> Any:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, destination, copy_function=link_or_copy, dirs_exist_ok=True, symlinks=True)
+
+
+@jsii.implements(ILocalBundling)
+class LocalPipBundling:
+    """`ILocalBundling` that runs pip on this machine; returns False (so CDK uses Docker) only when pip is absent."""
+
+    def __init__(self, bundle: LambdaBundle, cache_dir: Path, root: Path = REPO_ROOT) -> None:
+        self.bundle = bundle
+        self.cache_dir = cache_dir
+        self.root = root
+
+    def try_bundle(self, output_dir: str, options: Any = None, **_: Any) -> bool:
+        if pip_command() is None:
+            print(f"[bundling] no pip on this machine: {self.bundle.name} falls back to Docker")
+            return False
+        copy_tree(build_bundle(self.bundle, self.cache_dir, self.root), Path(output_dir))
+        return True
+
+
+def docker_command(bundle: LambdaBundle) -> list[str]:
+    """The fallback inside the SAM build image: same pip install, same copy, same stripping."""
+    requirements = " ".join(shlex.quote(r) for r in bundle.requirements)
+    copies = " && ".join(f"cp -r /asset-input/{p} /asset-output/{p}" for p in bundle.packages)
+    script = (
+        f"pip install --no-compile --only-binary=:all: --target /asset-output {requirements} && {copies} && "
+        "rm -rf /asset-output/bin && "
+        "find /asset-output -depth -type d \\( -name __pycache__ -o -name tests \\) -exec rm -rf {} + && "
+        "find /asset-output -type f \\( -name '*.pyc' -o -name '*.pyi' \\) -delete"
+    )
+    return ["bash", "-c", script]
+
+
+def lambda_code(bundle: LambdaBundle, mode: BundlingMode, cache_dir: Path, root: Path = REPO_ROOT) -> lambda_.Code:
+    """Lambda code for `bundle`; `skip` gives a tiny placeholder so template tests run in seconds."""
+    if mode == "skip":
+        return lambda_.Code.from_asset(str(PLACEHOLDER_DIR))
+    docker_platform = "linux/arm64" if bundle.architecture == "arm64" else "linux/amd64"
+    options = BundlingOptions(
+        image=DockerImage.from_registry(f"public.ecr.aws/sam/build-python{PYTHON_VERSION}"),
+        platform=docker_platform,
+        command=docker_command(bundle),
+        local=LocalPipBundling(bundle, cache_dir, root) if mode == "local" else None,
+    )
+    return lambda_.Code.from_asset(
+        str(root),
+        asset_hash=bundle.fingerprint(root),
+        asset_hash_type=AssetHashType.CUSTOM,
+        bundling=options,
+    )

@@ -1,0 +1,75 @@
+"""cdk-nag: the AwsSolutions rules run at every synth, and every accepted finding says why it is accepted.
+
+Acknowledgements are attached to the exact constructs (and, for IAM wildcards, the exact wildcard strings) they
+concern, so a new finding anywhere else still fails `cdk synth`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aws_cdk import Acknowledgment, Validations
+from constructs import IConstruct
+
+from infrastructure.provider_secrets import ProviderSecrets
+from infrastructure.raster import RasterApi, bucket_arns
+from infrastructure.rotator import CredentialRotator
+
+LAMBDA_MANAGED_POLICIES = {
+    "AWSLambdaBasicExecutionRole": (
+        "AWS's own minimal Lambda logging policy (CloudWatch Logs writes only), attached by the Function construct."
+    ),
+    "AWSLambdaVPCAccessExecutionRole": (
+        "Required for a Lambda in a VPC to manage its network interfaces (ENI actions have no resource-level "
+        "permissions); attached by the Function construct."
+    ),
+}
+RUNTIME_REASON = (
+    "Python 3.12 on purpose: the bundled manylinux wheels (rasterio/GDAL, numpy) and the code are built and tested "
+    "for CPython 3.12; a runtime upgrade is a deliberate change to the project's Python version."
+)
+
+
+def _acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+def acknowledge_lambda(function_scope: IConstruct) -> None:
+    """The findings every Python Lambda of this stack shares (managed execution policies, pinned runtime)."""
+    for policy, reason in LAMBDA_MANAGED_POLICIES.items():
+        _acknowledge(
+            function_scope,
+            f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{policy}]",
+            reason,
+        )
+    _acknowledge(function_scope, "AwsSolutions-L1", RUNTIME_REASON)
+
+
+def acknowledge_findings(
+    raster: RasterApi, rotator: CredentialRotator | None, secrets: ProviderSecrets, default_buckets: Iterable[str]
+) -> None:
+    """Attach the reasoned acknowledgements for the findings this design accepts."""
+    acknowledge_lambda(raster.function)
+    if rotator:
+        acknowledge_lambda(rotator.function)
+    _acknowledge(
+        raster.api,
+        "AwsSolutions-APIG4",
+        "A public tile API by design (map front-ends fetch tiles anonymously, like any web map tile service); "
+        "access to data is decided per provider and bucket, never by the caller's identity.",
+    )
+    for secret in secrets.secrets.values():
+        _acknowledge(
+            secret,
+            "AwsSolutions-SMG4",
+            "Rotated every 30 minutes by the credential rotator Lambda on its EventBridge schedule (Earthdata issues "
+            "one-hour keys); Secrets Manager's own rotation protocol does not fit a value fetched from Earthdata.",
+        )
+    for arn in bucket_arns(default_buckets):
+        if "*" in arn:
+            _acknowledge(
+                raster.function,
+                f"AwsSolutions-IAM5[Resource::{arn}]",
+                "Objects (or bucket globs) of the `default` provider's buckets, exactly as the providers file lists "
+                "them: the raster API reads any COG in the buckets it serves with its own identity.",
+            )

@@ -1,0 +1,174 @@
+"""The raster API: one Python 3.12 Lambda behind an API Gateway HTTP API (optionally on a custom domain).
+
+Permissions are grants, each naming exactly what the providers file names: read the provider (and database) secrets,
+assume the configured provider roles, read the `default` provider's buckets. Environment = user defaults, then the
+contract variables the user may not override (`PROVIDERS_CONFIG`, `RASTER_API_CORS_ORIGINS`, `PGSTAC_SECRET_ID`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from providers import Provider, ProviderKind
+
+HANDLER = "raster_api.handler.handler"
+# Lambda's limit on the total size of a function's environment variables.
+ENVIRONMENT_LIMIT = 4096
+
+
+def default_buckets(providers: Iterable[Provider]) -> list[str]:
+    """Bucket names and globs served with the Lambda's own identity (`kind: default`)."""
+    return sorted({b for p in providers if p.kind is ProviderKind.DEFAULT for b in p.buckets})
+
+
+def bucket_arns(buckets: Iterable[str]) -> list[str]:
+    """The IAM resources for reading `buckets`: each bucket (ListBucket) and its objects (GetObject)."""
+    return [arn for b in buckets for arn in (f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*")]
+
+
+class EnvironmentTooLargeError(ValueError):
+    """The providers list does not fit in Lambda's 4 KB environment."""
+
+
+@dataclass(frozen=True)
+class RasterApiProps:
+    """Everything the raster API needs; defaults suit a tile server (2 GB, 25 s, CORS open)."""
+
+    code: lambda_.Code
+    providers: tuple[Provider, ...]
+    provider_secrets: dict[str, secretsmanager.ISecret]
+    architecture: lambda_.Architecture
+    vpc: ec2.IVpc | None = None
+    subnets: ec2.SubnetSelection | None = None
+    memory_mb: int = 2048
+    timeout: Duration = field(default_factory=lambda: Duration.seconds(25))
+    snap_start: bool = False
+    cors_origins: tuple[str, ...] = ("*",)
+    pgstac_secret: secretsmanager.ISecret | None = None
+    pgstac_secret_id: str | None = None
+    domain_name: str | None = None
+    certificate_arn: str | None = None
+    # Escape hatch: extra environment (never overrides the contract variables above).
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+class RasterApi(Construct):
+    """Public members: `function`, `target` (alias when SnapStart is on), `api`, `url`, `domain`, `security_group`."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: RasterApiProps) -> None:
+        super().__init__(scope, construct_id)
+        self.security_group = (
+            ec2.SecurityGroup(self, "SecurityGroup", vpc=props.vpc, description="Raster API Lambda (egress only)")
+            if props.vpc
+            else None
+        )
+        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="Dynamic raster tiles (titiler) with per-provider credentials",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            architecture=props.architecture,
+            handler=HANDLER,
+            code=props.code,
+            memory_size=props.memory_mb,
+            timeout=props.timeout,
+            environment=self.environment(props),
+            vpc=props.vpc,
+            vpc_subnets=props.subnets,
+            security_groups=[self.security_group] if self.security_group else None,
+            log_group=self.log_group,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if props.snap_start else None,
+        )
+        self.target: lambda_.IFunction = (
+            lambda_.Alias(self, "Live", alias_name="live", version=self.function.current_version)
+            if props.snap_start
+            else self.function
+        )
+        self._grant(props)
+        self.domain = self._domain(props)
+        self.api = apigw.HttpApi(
+            self,
+            "Api",
+            description="Raster tiles",
+            default_integration=integrations.HttpLambdaIntegration("Lambda", self.target),
+            default_domain_mapping=apigw.DomainMappingOptions(domain_name=self.domain) if self.domain else None,
+        )
+        self._access_logs()
+        self.url = f"https://{props.domain_name}/" if props.domain_name else self.api.api_endpoint + "/"
+
+    @staticmethod
+    def environment(props: RasterApiProps) -> dict[str, str]:
+        env = {
+            **props.environment,
+            "PROVIDERS_CONFIG": json.dumps(
+                [p.model_dump(mode="json", exclude_none=True) for p in props.providers], separators=(",", ":")
+            ),
+            "RASTER_API_CORS_ORIGINS": json.dumps(list(props.cors_origins)),
+        }
+        if props.pgstac_secret_id:
+            env["PGSTAC_SECRET_ID"] = props.pgstac_secret_id
+        size = sum(len(k) + len(v) for k, v in env.items())
+        if size > ENVIRONMENT_LIMIT:
+            raise EnvironmentTooLargeError(
+                f"the raster Lambda environment is {size} bytes (PROVIDERS_CONFIG "
+                f"{len(env['PROVIDERS_CONFIG'])}), over Lambda's {ENVIRONMENT_LIMIT}-byte limit: shorten bucket "
+                "lists with globs or drop titles"
+            )
+        return env
+
+    def _grant(self, props: RasterApiProps) -> None:
+        for secret in props.provider_secrets.values():
+            secret.grant_read(self.function)
+        if props.pgstac_secret:
+            props.pgstac_secret.grant_read(self.function)
+        role_arns = sorted({p.role_arn for p in props.providers if p.kind is ProviderKind.ASSUME_ROLE and p.role_arn})
+        if role_arns:
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=role_arns))
+        buckets = default_buckets(props.providers)
+        if buckets:
+            arns = bucket_arns(buckets)
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=arns[0::2]))
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=arns[1::2]))
+
+    def _domain(self, props: RasterApiProps) -> apigw.DomainName | None:
+        if not (props.domain_name and props.certificate_arn):
+            return None
+        certificate = acm.Certificate.from_certificate_arn(self, "Certificate", props.certificate_arn)
+        return apigw.DomainName(self, "Domain", domain_name=props.domain_name, certificate=certificate)
+
+    def _access_logs(self) -> None:
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH)
+        stage = self.api.default_stage
+        assert stage is not None  # noqa: S101 - HttpApi always creates $default unless told not to
+        cfn_stage = stage.node.default_child
+        assert isinstance(cfn_stage, apigw.CfnStage)  # noqa: S101
+        cfn_stage.access_log_settings = apigw.CfnStage.AccessLogSettingsProperty(
+            destination_arn=self.access_logs.log_group_arn,
+            format=json.dumps(
+                {
+                    "requestId": "$context.requestId",
+                    "ip": "$context.identity.sourceIp",
+                    "requestTime": "$context.requestTime",
+                    "method": "$context.httpMethod",
+                    # The path only: query strings can carry tokens.
+                    "path": "$context.path",
+                    "status": "$context.status",
+                    "latencyMs": "$context.responseLatency",
+                    "integrationError": "$context.integrationErrorMessage",
+                }
+            ),
+        )

@@ -1,0 +1,158 @@
+"""The raster tiler stack: network, provider secrets, rotator, raster API, alarms and outputs.
+
+Only wiring lives here; each service is a construct of its own module. `DeploySettings` has already validated
+everything (providers, region, VPC inputs), so this module never has to say no.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import CfnOutput, Duration, Environment, Stack, Tags
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infrastructure.alarms import Alarms, AlarmsProps
+from infrastructure.bundling import lambda_code, raster_bundle, rotator_bundle
+from infrastructure.config import DeploySettings
+from infrastructure.nag import acknowledge_findings
+from infrastructure.network import Network, NetworkProps
+from infrastructure.provider_secrets import ProviderSecrets
+from infrastructure.raster import RasterApi, RasterApiProps, default_buckets
+from infrastructure.rotator import CredentialRotator, CredentialRotatorProps
+from providers import Provider, ProviderKind
+
+
+def import_secret(scope: Construct, construct_id: str, name_or_arn: str) -> secretsmanager.ISecret:
+    """An existing secret by ARN (complete or partial) or by name; grants then name exactly that secret."""
+    if name_or_arn.startswith("arn:"):
+        # A complete ARN ends in "-" + 6 random characters that Secrets Manager appended to the name.
+        suffix = name_or_arn.rsplit("-", 1)[-1]
+        if len(suffix) == 6 and suffix.isalnum():
+            return secretsmanager.Secret.from_secret_complete_arn(scope, construct_id, name_or_arn)
+        return secretsmanager.Secret.from_secret_partial_arn(scope, construct_id, name_or_arn)
+    return secretsmanager.Secret.from_secret_name_v2(scope, construct_id, name_or_arn)
+
+
+class RasterTilerStack(Stack):
+    """Public members: `network`, `secrets`, `rotator` (None without earthdata providers), `raster`, `alarms`."""
+
+    def __init__(self, scope: Construct, settings: DeploySettings) -> None:
+        super().__init__(
+            scope,
+            settings.stack_name,
+            env=Environment(account=settings.account, region=settings.region),
+            description=f"Raster tiler ({settings.stage}): titiler on Lambda with per-provider credentials",
+        )
+        self.settings = settings
+        architecture = lambda_.Architecture.ARM_64 if settings.architecture == "arm64" else lambda_.Architecture.X86_64
+        self.network = Network(
+            self,
+            "Network",
+            NetworkProps(
+                cidr=settings.vpc_cidr,
+                nat_gateways=settings.nat_gateways,
+                max_azs=settings.max_azs,
+                availability_zones=tuple(settings.availability_zones),
+                vpc_id=settings.vpc_id,
+                private_subnet_ids=tuple(settings.private_subnet_ids),
+            ),
+        )
+        self.secrets = ProviderSecrets(
+            self, "ProviderSecrets", names={p.name: settings.secret_name(p) for p in settings.earthdata_providers}
+        )
+        providers = tuple(self._deployed_provider(p) for p in settings.providers)
+        provider_secrets: dict[str, secretsmanager.ISecret] = dict(self.secrets.secrets)
+        self.rotator: CredentialRotator | None = None
+        if settings.earthdata_providers and settings.earthdata_login_secret:
+            self.rotator = CredentialRotator(
+                self,
+                "CredentialRotator",
+                CredentialRotatorProps(
+                    code=lambda_code(
+                        rotator_bundle(settings.architecture), settings.bundling, settings.bundle_cache_dir
+                    ),
+                    providers=tuple(p for p in providers if p.kind is ProviderKind.EARTHDATA),
+                    provider_secrets=dict(self.secrets.secrets),
+                    login_secret=import_secret(self, "EarthdataLoginSecret", settings.earthdata_login_secret),
+                    login_secret_id=settings.earthdata_login_secret,
+                    earthdata_url=settings.earthdata_url,
+                    architecture=architecture,
+                    vpc=self.network.vpc,
+                    subnets=self.network.subnets,
+                ),
+            )
+        self.raster = RasterApi(
+            self,
+            "RasterApi",
+            RasterApiProps(
+                code=lambda_code(raster_bundle(settings.architecture), settings.bundling, settings.bundle_cache_dir),
+                providers=providers,
+                provider_secrets=provider_secrets,
+                architecture=architecture,
+                vpc=self.network.vpc,
+                subnets=self.network.subnets,
+                memory_mb=settings.raster_memory_mb,
+                timeout=Duration.seconds(settings.raster_timeout_seconds),
+                snap_start=settings.snap_start,
+                cors_origins=tuple(settings.cors_origins),
+                pgstac_secret=import_secret(self, "PgstacSecret", settings.pgstac_secret)
+                if settings.pgstac_secret
+                else None,
+                pgstac_secret_id=settings.pgstac_secret,
+                domain_name=settings.domain_name,
+                certificate_arn=settings.certificate_arn,
+                environment=dict(settings.raster_environment),
+            ),
+        )
+        self.alarms = Alarms(
+            self,
+            "Alarms",
+            AlarmsProps(
+                rotator=self.rotator.function if self.rotator else None,
+                api=self.raster.api,
+                earthdata_providers=tuple(p.name for p in settings.earthdata_providers),
+                email=settings.alarm_email,
+                topic_arn=settings.alarm_topic_arn,
+                expiry_threshold_seconds=settings.expiry_alarm_seconds,
+                error_rate_percent=settings.error_rate_alarm_percent,
+            ),
+        )
+        self._outputs()
+        for key, value in {"Project": settings.project, "Stage": settings.stage, **settings.tags}.items():
+            Tags.of(self).add(key, value)
+        acknowledge_findings(self.raster, self.rotator, self.secrets, default_buckets(settings.providers))
+
+    def _deployed_provider(self, provider: Provider) -> Provider:
+        """The provider as the Lambdas see it: an earthdata `secret_id` names the secret this stack created."""
+        if provider.kind is not ProviderKind.EARTHDATA:
+            return provider
+        return provider.model_copy(update={"secret_id": self.secrets.names[provider.name]})
+
+    def _outputs(self) -> None:
+        CfnOutput(self, "ApiUrl", value=self.raster.url, description="Raster API base URL")
+        CfnOutput(self, "RasterFunctionName", value=self.raster.function.function_name)
+        if self.raster.domain:
+            CfnOutput(
+                self,
+                "CustomDomainTarget",
+                value=self.raster.domain.regional_domain_name,
+                description="Point the custom domain's DNS (CNAME/alias) here",
+            )
+        if self.raster.security_group:
+            CfnOutput(
+                self,
+                "RasterSecurityGroupId",
+                value=self.raster.security_group.security_group_id,
+                description="Allow this group in the pgstac database's security group",
+            )
+        if self.rotator:
+            CfnOutput(self, "RotatorFunctionName", value=self.rotator.function.function_name)
+        CfnOutput(
+            self,
+            "ProviderSecretNames",
+            value=json.dumps(self.secrets.names, sort_keys=True),
+            description="Earthdata provider -> Secrets Manager secret written by the rotator",
+        )
+        CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
