@@ -15,20 +15,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, Protocol
 
 import attr
+import rasterio
 from rasterio.errors import RasterioIOError
 from rio_tiler.io import BaseReader
 from rio_tiler.types import AssetInfo, AssetType
 from titiler.pgstac.reader import PgSTACReader, SimpleSTACReader
 
 from providers import Provider, S3Location, parse_s3_url
-from raster_api.errors import translate_read_error
+from raster_api.errors import S3Failure, classify_s3_failure, translate_read_error
 
 # The collection field naming the provider that serves a collection's assets.
 COLLECTION_PROVIDER_FIELD = "tiler:provider"
+
+# S3 failures worth one retry with freshly fetched credentials.
+_RETRYABLE = (S3Failure.REFUSED, S3Failure.BAD_CREDENTIALS)
 
 
 class ProviderRouting(Protocol):
@@ -46,6 +50,10 @@ class ProviderRouting(Protocol):
 
     def gdal_env(self, provider: Provider) -> dict[str, Any]:
         """`rasterio.Env` keyword arguments reading as `provider` (raises (503) when credentials are unavailable)."""
+        ...
+
+    def refresh(self, provider: Provider) -> None:
+        """Fetch `provider`'s credentials now (after S3 refused a read)."""
         ...
 
 
@@ -69,18 +77,31 @@ class AssetRouting:
         return info
 
     def reader(self, reader: type[BaseReader], url: str) -> Callable[..., AbstractContextManager[BaseReader]]:
-        """`reader`, with S3 failures worded like the COG routes' (provider and object named, no GDAL text)."""
+        """`reader`, retried once with fresh credentials when S3 refuses the open (like the COG routes), and with
+        S3 failures worded like the COG routes' (provider and object named, no GDAL text)."""
         owner = self.router.owner(parse_s3_url(url).bucket)
-        return functools.partial(_translated_read, reader, owner.name if owner else "none")
+        return functools.partial(_routed_read, reader, self.router, owner)
 
 
 @contextmanager
-def _translated_read(reader: type[BaseReader], provider: str, url: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
-    try:
-        with reader(url, *args, **kwargs) as src:
+def _routed_read(
+    reader: type[BaseReader], router: ProviderRouting, provider: Provider | None, url: str, *args: Any, **kwargs: Any
+) -> Iterator[BaseReader]:
+    name = provider.name if provider else "none"
+    with ExitStack() as stack:
+        try:
+            try:
+                src = stack.enter_context(reader(url, *args, **kwargs))
+            except RasterioIOError as exc:
+                if provider is None or classify_s3_failure(exc) not in _RETRYABLE:
+                    raise
+                # Keys may have rotated since they were cached (a rotation also clears GDAL's cached refusal).
+                router.refresh(provider)
+                stack.enter_context(rasterio.Env(**router.gdal_env(provider)))
+                src = stack.enter_context(reader(url, *args, **kwargs))
             yield src
-    except RasterioIOError as exc:
-        raise (translate_read_error(exc, provider, url) or exc) from exc
+        except RasterioIOError as exc:
+            raise (translate_read_error(exc, name, url) or exc) from exc
 
 
 @attr.s

@@ -350,3 +350,37 @@ def test_asset_outside_s3_is_refused_not_read(client: TestClient, pgstac_db: Pgs
     response = _tile(client, "/collections/local-files")
     assert response.status_code == 400, response.text
     assert "s3://" in response.json()["detail"]
+
+
+def test_mosaic_picks_up_rotated_credentials_after_s3_refuses_the_cached_ones(
+    api_env: dict[str, str],
+    monkeypatch,
+    aws_world: AwsWorld,
+    daac_keys: dict[str, Keys],
+    pgstac_db: PgstacDatabase,
+) -> None:
+    from raster_api.main import create_app
+
+    # Its own object and secret, so GDAL's path-keyed cache and the shared provider secrets stay untouched.
+    aws_world.put_object(DAAC_A_BUCKET, f"{PREFIX}/rotation.tif", make_cog(BASES[DAAC_A_BUCKET], bounds=WEST_BOUNDS))
+    load_collections(pgstac_db.dsn, [stac_collection("daac-a-rotation", WEST_BOUNDS)])
+    href = f"s3://{DAAC_A_BUCKET}/{PREFIX}/rotation.tif"
+    load_items(pgstac_db.dsn, [stac_item("daac-a-rotation", "rotation-item", href, WEST_BOUNDS)])
+    secret_id = "raster/providers/daac-a-rotating"
+    aws_world.put_secret(secret_id, daac_keys["daac-b"].earthdata_json())  # valid keys, but not for daac-a's bucket
+    config = providers_config(aws_world)
+    for provider in config:
+        if provider["name"] == "daac-a":
+            provider["secret_id"] = secret_id
+    monkeypatch.setenv("PROVIDERS_CONFIG", json.dumps(config))
+    monkeypatch.setenv("DATABASE_URL", pgstac_db.dsn)
+    monkeypatch.setenv("RASTER_API_CREDENTIALS_FORCE_REFRESH_MIN_AGE", "0")
+    with TestClient(create_app()) as rotating:
+        refused = _tile(rotating, "/collections/daac-a-rotation")
+        assert refused.status_code == 403, refused.text
+        assert "daac-a" in refused.json()["detail"]
+        aws_world.put_secret(secret_id, daac_keys["daac-a"].earthdata_json())  # the rotator writes good keys
+        response = _tile(rotating, "/collections/daac-a-rotation")
+    assert response.status_code == 200, response.text
+    values, mask = _pixels(response.content)
+    _assert_half(values, mask, LEFT, BASES[DAAC_A_BUCKET])
