@@ -35,7 +35,7 @@ Class API::
         edl.set_auth_mode("daac-a", AuthMode.REDIRECT_ONLY)
         edl.count("token")               # requests per endpoint: "token", "authorize", "daac-a/s3credentials",
         edl.count("daac-a/redirect")     #   "daac-a/redirect"; edl.counts is the whole Counter
-        edl.requests                     # list[RecordedRequest]: endpoint, method, auth scheme, cookie present
+        edl.requests                     # RecordedRequest deque (last 10,000): endpoint, method, auth scheme, cookie
         edl.reset_counts()
         edl.issued_tokens                # tokens handed out by the token endpoint
 
@@ -53,7 +53,7 @@ import json
 import secrets
 import sys
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -165,7 +165,7 @@ class EarthdataEmulator:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.counts: Counter[str] = Counter()
-        self.requests: list[RecordedRequest] = []
+        self.requests: deque[RecordedRequest] = deque(maxlen=10_000)  # bounded: the local stack runs for hours
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

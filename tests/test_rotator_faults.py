@@ -155,3 +155,19 @@ def test_unauthorized_token_call_is_not_retried(rotator_env, capsys, edl):
     message, _ = run_failing(capsys)
     assert "daac-a (unauthorized: " in message
     assert edl.count("token") == 1 and edl.count("authorize") == 0
+
+
+def test_secret_write_refusal_fails_that_provider_only(rotator_env, monkeypatch, capsys, aws_world, edl):
+    config = flows.providers_config(edl)
+    config[0]["secret_id"] = "raster/providers/rotator-test-does-not-exist"
+    monkeypatch.setenv("PROVIDERS_CONFIG", json.dumps(config))
+    message, _ = run_failing(capsys)
+    assert "daac-a (secret_write: Secrets Manager refused PutSecretValue" in message
+    assert aws_world.get_secret(SECRET_IDS["daac-b"])["provider"] == "daac-b"
+
+
+def test_missing_login_fails_every_provider_with_a_configuration_message(rotator_env, monkeypatch, capsys, edl):
+    monkeypatch.delenv("EARTHDATA_LOGIN_SECRET_ID")
+    message, _ = run_failing(capsys)
+    assert "daac-a (login_config: no Earthdata login configured" in message and "daac-b (login_config: " in message
+    assert edl.count("token") == 0
