@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
+import morecantile
+import morecantile.errors
 from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 from rasterio.errors import RasterioIOError
 from starlette.concurrency import run_in_threadpool
+from titiler.core.errors import BadRequestError
 
 from raster_api import gdal
 from raster_api.errors import S3Failure, classify_s3_failure
@@ -55,6 +58,20 @@ def DatasetPath(read: Annotated[ResolvedRead, Depends(resolved_read)]) -> str:
 def ProviderEnvironment(request: Request, read: Annotated[ResolvedRead, Depends(resolved_read)]) -> dict[str, Any]:
     """`environment_dependency`: the provider's credentials and the Lambda GDAL settings (sync: may refresh)."""
     return get_router(request).gdal_env(read.provider)
+
+
+def valid_tile(request: Request) -> None:
+    """Router dependency: tile coordinates outside the tile matrix are a 400, not an empty 200 tile."""
+    params = request.path_params
+    if not {"tileMatrixSetId", "z", "x", "y"} <= params.keys():
+        return
+    try:
+        tms = morecantile.tms.get(params["tileMatrixSetId"])
+        tile = morecantile.Tile(int(params["x"]), int(params["y"]), int(params["z"]))
+    except (morecantile.errors.InvalidIdentifier, ValueError):
+        return  # the endpoint's own validation answers 422
+    if not tms.is_valid(tile, strict=False):
+        raise BadRequestError(f"tile {tile.z}/{tile.x}/{tile.y} does not exist in tile matrix set {tms.id}")
 
 
 class ProviderRetryRoute(APIRoute):

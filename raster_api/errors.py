@@ -209,6 +209,11 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
             logger.error("read failed for provider %s, %s: %s", provider, url, exc)
         return api_error(request, translated)
 
+    def index_error(request: Request, exc: Exception) -> JSONResponse:
+        if "band index" in str(exc):  # rasterio: `bidx` beyond the dataset's band count
+            return _json_error(request, status.HTTP_400_BAD_REQUEST, str(exc))
+        return unexpected(request, exc)
+
     def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
         return _json_error(request, status.HTTP_500_INTERNAL_SERVER_ERROR, "internal server error")
@@ -217,6 +222,7 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
         app.add_exception_handler(exc_class, user_error(code))
     app.add_exception_handler(RasterApiError, api_error)
     app.add_exception_handler(RasterioIOError, read_error)
+    app.add_exception_handler(IndexError, index_error)
     app.add_exception_handler(RasterioError, unexpected)
     app.add_exception_handler(rt.RioTilerError, unexpected)
     app.add_exception_handler(Exception, unexpected)

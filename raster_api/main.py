@@ -11,7 +11,7 @@ import logging
 import os
 from datetime import datetime
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 from starlette_cramjam.middleware import CompressionMiddleware
@@ -19,7 +19,13 @@ from titiler.core.factory import AlgorithmFactory, ColorMapFactory, TilerFactory
 from titiler.core.middleware import CacheControlMiddleware
 from titiler.extensions import cogValidateExtension
 
-from raster_api.dependencies import DatasetPath, ProviderEnvironment, ProviderRetryRoute, ProviderRouterDep
+from raster_api.dependencies import (
+    DatasetPath,
+    ProviderEnvironment,
+    ProviderRetryRoute,
+    ProviderRouterDep,
+    valid_tile,
+)
 from raster_api.errors import UnknownProvider, add_exception_handlers
 from raster_api.middleware import AccessLogMiddleware
 from raster_api.routing import ProviderRouter
@@ -118,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.enabled_parts = {"cog": True, "pgstac": False}
 
     cog = TilerFactory(
-        router=APIRouter(route_class=ProviderRetryRoute),
+        router=APIRouter(route_class=ProviderRetryRoute, dependencies=[Depends(valid_tile)]),
         router_prefix="/cog",
         path_dependency=DatasetPath,
         environment_dependency=ProviderEnvironment,

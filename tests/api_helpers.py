@@ -46,3 +46,39 @@ def assert_tile_from(content: bytes, bucket: str) -> None:
     assert band.min() >= base and band.max() <= base + 7, f"pixels {band.min()}..{band.max()} are not from {bucket}"
     matching = (band == expected_tile(base)).mean()
     assert matching > 0.98, f"only {matching:.1%} of pixels match {bucket}'s sample"
+
+
+def private_secret_config(world, secret_id: str, provider: str = "daac-a") -> str:
+    """`PROVIDERS_CONFIG` where `provider` reads its keys from `secret_id` (a secret only this test writes)."""
+    import json
+
+    from local_stack.aws_world import providers_config
+
+    config = providers_config(world)
+    for entry in config:
+        if entry["name"] == provider:
+            entry["secret_id"] = secret_id
+    return json.dumps(config)
+
+
+def earthdata_json(keys, expiration: str | None = None) -> dict[str, str]:
+    """The secret value for `keys`, optionally with another `expiration`."""
+    value = keys.earthdata_json()
+    if expiration is not None:
+        value["expiration"] = expiration
+    return value
+
+
+def fresh_object(world, bucket: str) -> str:
+    """Upload a copy of `bucket`'s sample under a new key; returns its s3:// URL.
+
+    GDAL caches bytes and refusals by path for the whole process: a test about what S3 answers needs a path that no
+    earlier test has read.
+    """
+    import uuid
+
+    from local_stack.samples import make_cog
+
+    key = f"api-tests/{uuid.uuid4().hex}.tif"
+    world.put_object(bucket, key, make_cog(SAMPLE_BASES[bucket]))
+    return f"s3://{bucket}/{key}"

@@ -100,3 +100,21 @@ def api_client(api_app):
 
     with TestClient(api_app, raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def api_client_factory(api_env: dict[str, str]):
+    """Build a raster API client when the test asks for it (after it changed the environment)."""
+    from fastapi.testclient import TestClient
+
+    from raster_api.main import create_app
+
+    clients: list[TestClient] = []
+
+    def build() -> TestClient:
+        clients.append(TestClient(create_app(), raise_server_exceptions=False))
+        return clients[-1]
+
+    yield build
+    for client in clients:
+        client.close()

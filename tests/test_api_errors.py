@@ -1,0 +1,94 @@
+"""Every way a request can fail answers with the right status and a message naming provider and object."""
+
+import pytest
+
+from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET, SAMPLE_KEYS
+from tests.api_helpers import TILE_Z, assert_tile_from, tile_path
+
+
+def test_unknown_provider_is_400_listing_known_names(api_client, sample_urls):
+    response = api_client.get(tile_path(), params={"url": sample_urls[DAAC_A_BUCKET], "provider": "nope"})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "unknown provider 'nope'" in detail
+    for name in ("daac-a", "daac-b", "own", "partner"):
+        assert name in detail
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/data/cog.tif",
+        "/etc/passwd",
+        "/vsicurl/http://127.0.0.1:1/x.tif",
+        "file:///etc/hosts",
+        "s3://Not_A_Bucket/key.tif",
+        "s3://own-data",
+    ],
+)
+def test_urls_that_are_not_s3_objects_are_400(api_client, url):
+    response = api_client.get("/cog/info", params={"url": url})
+    assert response.status_code == 400
+    assert response.json()["detail"]
+
+
+def test_daac_distribution_url_is_read_as_its_s3_object(api_client):
+    # The earthdata provider's credentials_url host is 127.0.0.1:9 in this world (see providers_config).
+    url = f"http://127.0.0.1:9/{DAAC_A_BUCKET}/{SAMPLE_KEYS[DAAC_A_BUCKET]}"
+    response = api_client.get(tile_path(), params={"url": url})
+    assert response.status_code == 200, response.text
+    assert_tile_from(response.content, DAAC_A_BUCKET)
+
+
+def test_provider_not_serving_the_bucket_is_403_naming_both(api_client, sample_urls):
+    response = api_client.get(tile_path(), params={"url": sample_urls[PARTNER_BUCKET], "provider": "daac-a"})
+    assert response.status_code == 403
+    assert response.json()["detail"] == f"provider 'daac-a' does not serve bucket '{PARTNER_BUCKET}'"
+
+
+def test_bucket_owned_by_no_provider_is_403(api_client):
+    response = api_client.get(tile_path(), params={"url": "s3://somebody-elses-bucket/cog.tif"})
+    assert response.status_code == 403
+    assert response.json()["detail"] == "bucket 'somebody-elses-bucket' is not served by any provider"
+
+
+def test_default_provider_never_reads_an_earthdata_bucket(api_client, sample_urls):
+    response = api_client.get(tile_path(), params={"url": sample_urls[DAAC_B_BUCKET], "provider": "own"})
+    assert response.status_code == 403
+    assert "'own' does not serve bucket 'daac-b-protected'" in response.json()["detail"]
+
+
+def test_missing_object_is_404_naming_provider_and_object(api_client):
+    url = f"s3://{DAAC_A_BUCKET}/HLSL30.020/missing/missing.B04.tif"
+    response = api_client.get(tile_path(), params={"url": url})
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"{url} not found for provider 'daac-a'"
+
+
+def test_tile_outside_the_dataset_is_404(api_client, sample_urls):
+    response = api_client.get(tile_path(TILE_Z, 0, 0), params={"url": sample_urls[OWN_BUCKET]})
+    assert response.status_code == 404
+    assert "outside" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/cog/tiles/NoSuchTMS/10/171/407.png", {}),
+        ("/cog/tiles/WebMercatorQuad/99/171/407.png", {}),
+        ("/cog/tiles/WebMercatorQuad/10/-1/407.png", {}),
+        (tile_path(fmt="gif"), {}),
+        (tile_path(), {"bidx": "7"}),
+        (tile_path(), {"expression": "b1+"}),
+        (tile_path(), {"rescale": "a,b"}),
+        (tile_path(), {"colormap_name": "no_such_map"}),
+        (tile_path(), {"colormap": "{not json"}),
+        ("/cog/point/500,95", {}),
+        ("/cog/bbox/1,2,3.png", {}),
+        ("/cog/preview.png", {"max_size": "big"}),
+        ("/cog/statistics", {"bidx": "0"}),
+    ],
+)
+def test_bad_tile_parameters_are_4xx(api_client, sample_urls, path, params):
+    response = api_client.get(path, params={"url": sample_urls[OWN_BUCKET], **params})
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
