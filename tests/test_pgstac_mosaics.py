@@ -384,3 +384,16 @@ def test_mosaic_picks_up_rotated_credentials_after_s3_refuses_the_cached_ones(
     assert response.status_code == 200, response.text
     values, mask = _pixels(response.content)
     _assert_half(values, mask, LEFT, BASES[DAAC_A_BUCKET])
+
+
+def test_pool_replaces_a_connection_dropped_while_frozen(client: TestClient, pgstac_db: PgstacDatabase) -> None:
+    """A Lambda thaw finds its pooled connection dead (idle timeout, failover): the next request still works."""
+    import psycopg
+
+    assert client.get("/searches/").status_code == 200
+    with psycopg.connect(pgstac_db.dsn, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'raster-api'"
+        ).fetchone()
+    assert killed is not None and killed[0] >= 1
+    assert client.get("/searches/").status_code == 200
