@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from providers.models import owner_of, parse_providers
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
+ROTATE_EVERY = 5
 CENTER = (-119.5, 34.5)  # the samples cover (-120, 34, -119, 35)
 
 
@@ -64,7 +66,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     state_file = tmp / "state.json"
     with open(output, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "local_stack", "--port", str(port), "--state-file", str(state_file)],
+            [sys.executable, "-m", "local_stack", "--port", str(port), "--state-file", str(state_file)]
+            + ["--rotate-every", str(ROTATE_EVERY)],
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -133,6 +136,24 @@ def test_rotator_wrote_every_earthdata_providers_secret(stack: RunningStack) -> 
         assert f":assumed-role/{provider['name']}-s3/" in sts.get_caller_identity()["Arn"]
 
 
+def test_rotator_runs_again_in_the_background(stack: RunningStack) -> None:
+    admin = stack.state["admin"]
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=stack.state["moto"],
+        region_name="us-west-2",
+        aws_access_key_id=admin["access_key_id"],
+        aws_secret_access_key=admin["secret"],
+    )
+    secret_id = next(p["secret_id"] for p in stack.state["providers"] if p["kind"] == "earthdata")
+    first = sm.get_secret_value(SecretId=secret_id)["VersionId"]
+    deadline = time.monotonic() + 6 * ROTATE_EVERY
+    while sm.get_secret_value(SecretId=secret_id)["VersionId"] == first:
+        assert time.monotonic() < deadline, stack.output.read_text()[-3000:]
+        time.sleep(1)
+    assert "rotator: scheduled run ok" in stack.output.read_text()
+
+
 def test_sigint_stops_every_process(stack: RunningStack) -> None:
     root = psutil.Process(stack.proc.pid)
     children = root.children(recursive=True)
@@ -158,3 +179,19 @@ def requests_ok(url: str) -> bool:
         return requests.get(url, timeout=2).ok
     except requests.RequestException:
         return False
+
+
+def test_port_in_use_fails_clearly(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "local_stack", "--port", str(port), "--no-pgstac"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in done.stdout
