@@ -169,7 +169,7 @@ class CredentialCache:
         if provider.kind is ProviderKind.UNSIGNED:
             return None
         entry = self._entries[name]
-        if not self._needs_refresh(entry):
+        if not self._needs_refresh(entry) and self._usable(entry.credentials) is not None:
             return entry.credentials
         usable = self._usable(entry.credentials)
         if usable is not None:
