@@ -79,7 +79,7 @@ class EarthdataClient:
         login: EarthdataLogin,
         earthdata_url: str,
         connect_timeout: float = 5.0,
-        read_timeout: float = 20.0,
+        read_timeout: float = 10.0,
         retries: int = 2,
         backoff_seconds: float = 1.0,
     ) -> None:

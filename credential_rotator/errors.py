@@ -108,3 +108,9 @@ class UnknownProviderError(RotationError):
     """The event named a provider that is not an `earthdata` provider of PROVIDERS_CONFIG."""
 
     fault = "unknown_provider"
+
+
+class TimeBudgetError(RotationError):
+    """The Lambda invocation ran short of time before this provider's turn (Earthdata was slow for the others)."""
+
+    fault = "time_budget"

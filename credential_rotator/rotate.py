@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from credential_rotator.errors import (
     LoginConfigError,
     RotationError,
     SecretWriteError,
+    TimeBudgetError,
     UnknownProviderError,
 )
 from credential_rotator.login import load_login
@@ -144,11 +146,20 @@ def rotate(
     min_validity_seconds: float,
     metrics: MetricsEmitter,
     report: RotationReport | None = None,
+    deadline: float | None = None,
 ) -> RotationReport:
-    """Rotate each provider independently; `store=None` is a dry run (nothing written, no metrics)."""
+    """Rotate each provider independently; `store=None` is a dry run (nothing written, no metrics).
+
+    `deadline` (a `time.monotonic()` value) stops starting new providers when the invocation is about to time out,
+    so the remaining ones are reported (and counted in metrics) instead of silently cut off.
+    """
     report = report or RotationReport()
     for provider in providers:
         assert provider.secret_id  # noqa: S101 - the schema requires it for earthdata
+        if deadline is not None and time.monotonic() >= deadline:
+            budget = TimeBudgetError("the invocation ran out of time before this provider's turn; retried next run")
+            _record_failure(report, provider, budget, store, metrics)
+            continue
         try:
             secret, credentials = rotate_provider(provider, client, store, min_validity_seconds)
         except RotationError as exc:
@@ -192,7 +203,10 @@ def _record_failure(
 
 
 def run(
-    names: Sequence[str] | None = None, dry_run: bool = False, metrics: MetricsEmitter | None = None
+    names: Sequence[str] | None = None,
+    dry_run: bool = False,
+    metrics: MetricsEmitter | None = None,
+    deadline: float | None = None,
 ) -> RotationReport:
     """A whole run configured from the environment (settings are read now, not at import)."""
     settings = RotatorSettings()
@@ -227,7 +241,7 @@ def run(
         retries=settings.retries,
         backoff_seconds=settings.backoff_seconds,
     ) as client:
-        rotate(selected, client, None if dry_run else store, settings.min_validity_seconds, metrics, report)
+        rotate(selected, client, None if dry_run else store, settings.min_validity_seconds, metrics, report, deadline)
         logger.info(
             "rotation finished",
             extra={"rotated": report.rotated, "failed": sorted(report.failed), "token_calls": client.token_calls},

@@ -33,7 +33,7 @@ class RotatorSettings(BaseSettings):
 
     providers_config: str | None = Field(default=None, validation_alias=AliasChoices("PROVIDERS_CONFIG"))
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect to EDL or a DAAC")
-    read_timeout: float = Field(default=20.0, gt=0, description="seconds to wait for an answer")
+    read_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an answer")
     retries: int = Field(default=2, ge=0, le=5, description="extra attempts after a 5xx, timeout or connection error")
     backoff_seconds: float = Field(default=1.0, ge=0, description="first retry delay; doubles on each retry")
     min_validity_seconds: int = Field(

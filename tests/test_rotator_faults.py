@@ -171,3 +171,26 @@ def test_missing_login_fails_every_provider_with_a_configuration_message(rotator
     message, _ = run_failing(capsys)
     assert "daac-a (login_config: no Earthdata login configured" in message and "daac-b (login_config: " in message
     assert edl.count("token") == 0
+
+
+class LambdaContext:
+    """The one method of Lambda's context object the rotator uses."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_providers_left_when_lambda_time_runs_out_are_reported_not_cut_off(rotator_env, capsys, aws_world, edl):
+    with pytest.raises(RotationFailedError) as err:
+        handler({}, LambdaContext(remaining_ms=5_000))  # less than the safety margin: no provider may start
+    assert "daac-a (time_budget: " in str(err.value) and "daac-b (time_budget: " in str(err.value)
+    assert edl.count("daac-a/s3credentials") == 0
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert {m["Provider"] for m in metrics if m["RotationFailure"] == 1} == {"daac-a", "daac-b"}
+
+
+def test_lambda_context_with_time_left_rotates_normally(rotator_env, edl):
+    assert handler({}, LambdaContext(remaining_ms=300_000))["rotated"] == ["daac-a", "daac-b"]
