@@ -397,3 +397,41 @@ def test_pool_replaces_a_connection_dropped_while_frozen(client: TestClient, pgs
         ).fetchone()
     assert killed is not None and killed[0] >= 1
     assert client.get("/searches/").status_code == 200
+
+
+def _http_api_event(path: str) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) GET event, as Lambda hands it to Mangum."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "tiles.example.org"},
+        "requestContext": {
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
+            "stage": "$default",
+            "requestId": "test",
+        },
+        "isBase64Encoded": False,
+    }
+
+
+def test_lambda_invocations_reuse_the_pool_opened_at_init(
+    api_env: dict[str, str], monkeypatch, pgstac_db: PgstacDatabase
+) -> None:
+    """Mangum runs the app's lifespan around every invocation: on Lambda that must not close the pool."""
+    from mangum import Mangum
+
+    from raster_api.main import create_app
+
+    monkeypatch.setenv("DATABASE_URL", pgstac_db.dsn)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "raster-api")
+    app = create_app()
+    pool = app.state.dbpool
+    handler = Mangum(app, lifespan="auto")
+    try:
+        for _ in range(2):
+            assert handler(_http_api_event("/searches/"), None)["statusCode"] == 200
+        assert app.state.dbpool is pool and not pool.closed
+    finally:
+        app.state.pgstac.close()
