@@ -38,13 +38,13 @@ def expected_tile(base: int, z: int = TILE_Z, x: int = TILE_X, y: int = TILE_Y, 
     return np.broadcast_to(row, (size, size))
 
 
-def assert_tile_from(content: bytes, bucket: str) -> None:
+def assert_tile_from(content: bytes, bucket: str, x: int = TILE_X, y: int = TILE_Y, z: int = TILE_Z) -> None:
     """The tile is fully valid and its pixels are `bucket`'s sample (column bands may shift by one pixel)."""
     band, alpha = decode_image(content)
     assert (alpha == 255).all(), "tile should be fully inside the sample"
     base = SAMPLE_BASES[bucket]
     assert band.min() >= base and band.max() <= base + 7, f"pixels {band.min()}..{band.max()} are not from {bucket}"
-    matching = (band == expected_tile(base)).mean()
+    matching = (band == expected_tile(base, z, x, y)).mean()
     assert matching > 0.98, f"only {matching:.1%} of pixels match {bucket}'s sample"
 
 
