@@ -12,7 +12,8 @@ its OAuth pages work). The password is attached only to requests whose scheme, h
 and whose path is under its `oauth/`: it never reaches a DAAC, even one that shares EDL's origin.
 
 Every request has bounded connect/read timeouts and is retried with exponential backoff on 5xx, timeouts and
-connection errors; never on 4xx. Error messages name the endpoint (without query string) and never carry the
+connection errors; never on 4xx. An EDL outage (5xx or timeout at `oauth/authorize`, after retries) is remembered for
+the rest of the run, so a maintenance window costs one probe, not one per provider. Error messages name the endpoint (without query string) and never carry the
 password, token or credentials.
 """
 
@@ -92,6 +93,7 @@ class EarthdataClient:
         self._edl_oauth_prefix = urlsplit(self.earthdata_url).path.rstrip("/") + "/oauth/"
         self._token: str | None = login.token.get_secret_value() if login.has_token and login.token else None
         self._token_error: RotationError | None = None
+        self._edl_outage: RotationError | None = None  # EDL's authorize endpoint down (5xx/timeout) in this run
         self.token_expires: date | None = None
         self.token_calls = 0
         self._session = requests.Session()  # token and bearer calls: connection reuse, no cookies needed
@@ -212,7 +214,7 @@ class EarthdataClient:
                 kwargs: dict[str, Any] = {"headers": {"Accept": "application/json"}}
                 if with_password and self.login.username and self.login.password:
                     kwargs["auth"] = (self.login.username, self.login.password.get_secret_value())
-                response = self._send(session, "GET", url, where, **kwargs)
+                response = self._send_hop(session, url, where, with_password, kwargs)
                 if response.status_code in REDIRECT_STATUSES and response.headers.get("Location"):
                     url = urljoin(url, response.headers["Location"])
                     continue
@@ -222,6 +224,19 @@ class EarthdataClient:
         raise UnexpectedResponseError(
             f"DAAC s3credentials ({safe_url(credentials_url)}) redirected more than {MAX_REDIRECTS} times"
         )
+
+    def _send_hop(
+        self, session: requests.Session, url: str, where: str, with_password: bool, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """One redirect-flow request; an EDL outage seen by one provider's flow fails the next ones fast."""
+        if with_password and self._edl_outage is not None:
+            raise type(self._edl_outage)(f"{self._edl_outage.message}; seen earlier in this run, not tried again")
+        try:
+            return self._send(session, "GET", url, where, **kwargs)
+        except (ServerError, EarthdataTimeoutError, UnreachableError) as exc:
+            if with_password:
+                self._edl_outage = exc
+            raise
 
     def _describe_hop(self, url: str, credentials_url: str, with_password: bool) -> str:
         if with_password:

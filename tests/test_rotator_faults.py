@@ -194,3 +194,10 @@ def test_providers_left_when_lambda_time_runs_out_are_reported_not_cut_off(rotat
 
 def test_lambda_context_with_time_left_rotates_normally(rotator_env, edl):
     assert handler({}, LambdaContext(remaining_ms=300_000))["rotated"] == ["daac-a", "daac-b"]
+
+
+def test_edl_outage_is_probed_once_per_run_not_once_per_provider(rotator_env, capsys, edl):
+    edl.set_fault(fault=Fault.MAINTENANCE)
+    message, _ = run_failing(capsys)
+    assert "daac-b (edl_maintenance: " in message and "not tried again" in message
+    assert edl.count("token") == 2 and edl.count("authorize") == 2  # ROTATOR_RETRIES=1: two attempts each
