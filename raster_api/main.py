@@ -17,7 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette_cramjam.middleware import CompressionMiddleware
 from titiler.core.factory import AlgorithmFactory, ColorMapFactory, TilerFactory, TMSFactory
 from titiler.core.middleware import CacheControlMiddleware
-from titiler.extensions import cogValidateExtension
+from titiler.extensions import cogValidateExtension, wmtsExtension
 
 from raster_api.dependencies import (
     DatasetPath,
@@ -33,7 +33,16 @@ from raster_api.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-BINARY_MEDIA_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/jp2", "image/webp", "image/tiff"}
+# Already compressed (or not worth it): never gzip these, whatever the client accepts.
+BINARY_MEDIA_TYPES = {
+    "image/jpeg",
+    "image/jpg",
+    "image/png",
+    "image/jp2",
+    "image/webp",
+    "image/tiff",
+    "image/tiff; application=geotiff",
+}
 
 
 class CredentialHealthModel(BaseModel):
@@ -59,9 +68,10 @@ class ProviderModel(BaseModel):
 
 def _configure_logging() -> None:
     # rasterio's DEBUG output can include request headers (X-Amz-Security-Token): never below INFO.
+    # Set explicitly (not just inherited), so a DEBUG root logger cannot lower them.
     for name in ("rasterio", "rio_tiler", "botocore", "boto3", "urllib3"):
         logger_ = logging.getLogger(name)
-        if logger_.getEffectiveLevel() < logging.INFO:
+        if logger_.level < logging.INFO:
             logger_.setLevel(logging.INFO)
     logging.getLogger("raster_api").setLevel(logging.INFO)
 
@@ -128,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         router_prefix="/cog",
         path_dependency=DatasetPath,
         environment_dependency=ProviderEnvironment,
-        extensions=[cogValidateExtension()],
+        extensions=[cogValidateExtension(), wmtsExtension()],
     )
     app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
     app.include_router(TMSFactory().router, tags=["Tiling Schemes"])
