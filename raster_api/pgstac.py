@@ -107,10 +107,6 @@ class InvalidSearch(Exception):
     """A search or filter pgstac cannot run (bad CQL2, bad arguments): 400."""
 
 
-class DatabaseUnavailable(Exception):
-    """The pgstac database cannot be reached: 503."""
-
-
 @dataclass
 class _TtlValue:
     """A value recomputed at most every `ttl` seconds (thread-safe)."""
@@ -291,7 +287,6 @@ PGSTAC_STATUS_CODES: dict[type[Exception], int] = {
     pg_errors.DataError: status.HTTP_400_BAD_REQUEST,
     pg_errors.RaiseException: status.HTTP_400_BAD_REQUEST,
     ReadOnlyPgSTACError: status.HTTP_503_SERVICE_UNAVAILABLE,
-    DatabaseUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     PoolTimeout: status.HTTP_503_SERVICE_UNAVAILABLE,
     psycopg.OperationalError: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
