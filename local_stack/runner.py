@@ -310,7 +310,8 @@ class Rotator:
             try:
                 ok = self.run_once()
             except Exception as exc:  # noqa: BLE001 - a failed run is reported, the schedule goes on
-                report(f"rotator: scheduled run failed to start ({type(exc).__name__})")
+                if not self._stopping.is_set():
+                    report(f"rotator: scheduled run failed to start ({type(exc).__name__})")
                 continue
             if not self._stopping.is_set():
                 report("rotator: scheduled run ok" if ok else f"rotator: scheduled run FAILED; see {self.log_path}")
