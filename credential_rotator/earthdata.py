@@ -53,6 +53,16 @@ MAX_REDIRECTS = 10
 USER_AGENT = "raster-tiler-credential-rotator/1.0"
 
 
+class _NoAuth(requests.auth.AuthBase):
+    """An explicit "no credentials": without it requests would add a ~/.netrc login on its own, even for a DAAC."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+NO_AUTH = _NoAuth()
+
+
 def origin(url: str) -> tuple[str, str, int | None]:
     """(scheme, host, port) with the default port filled in: what "same host" means for sending the password."""
     parts = urlsplit(url)
@@ -263,6 +273,7 @@ class EarthdataClient:
     def _send(self, session: requests.Session, method: str, url: str, where: str, **kwargs: Any) -> requests.Response:
         """One request with retries on 5xx, timeouts and connection errors; redirects are never followed here."""
         headers: Mapping[str, str] = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
+        kwargs.setdefault("auth", NO_AUTH)
         attempts = self.retries + 1
         error: RotationError | None = None
         for attempt in range(attempts):

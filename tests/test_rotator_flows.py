@@ -255,3 +255,14 @@ def test_successful_run_prints_no_secret_values(rotator_env, capsys, edl, mint_l
     handler({}, None)
     captured = capsys.readouterr()
     assert_no_secrets(captured.out + captured.err, edl, mint_log, good_secrets)
+
+
+def test_a_netrc_login_is_never_added_to_daac_requests(rotator_env, monkeypatch, tmp_path, edl):
+    # requests adds ~/.netrc logins by itself unless told otherwise; ops machines often have one for EDL.
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {USERNAME} password {PASSWORD}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    edl.set_auth_mode("daac-a", AuthMode.REDIRECT_ONLY)
+    handler({}, None)
+    assert {r.endpoint for r in edl.requests if r.auth_scheme == "Basic"} == {"token", "authorize"}
