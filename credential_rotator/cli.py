@@ -12,6 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from credential_rotator.observability import MetricsEmitter, configure_logging
 from credential_rotator.rotate import RotationReport, run
 from providers import ProvidersConfigError
@@ -51,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run(names=args.providers, dry_run=args.dry_run, metrics=MetricsEmitter(enabled=False))
     except ProvidersConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a ROTATOR_*/EARTHDATA_* variable of the wrong type; name it, not its value
+        prefix = {"RotatorSettings": "ROTATOR_", "EarthdataSettings": "EARTHDATA_"}.get(exc.title, "")
+        fields = ", ".join(sorted({prefix + str(err["loc"][0]).upper() for err in exc.errors() if err["loc"]}))
+        print(f"error: invalid setting(s): {fields}", file=sys.stderr)
         return 2
     print_report(report, args.dry_run)
     return 1 if report.failed else 0

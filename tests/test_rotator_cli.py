@@ -71,3 +71,9 @@ def test_rotator_imports_neither_titiler_nor_gdal_nor_numpy():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_invalid_setting_exits_2_naming_the_variable(rotator_env, monkeypatch, capsys):
+    monkeypatch.setenv("ROTATOR_RETRIES", "many")
+    assert main([]) == 2
+    assert "invalid setting(s): ROTATOR_RETRIES" in capsys.readouterr().err
