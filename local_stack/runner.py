@@ -71,8 +71,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(options: StackOptions) -> int:
     """Start everything, serve until Ctrl-C/SIGTERM (or until the API dies), stop everything. Returns an exit code."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     with ExitStack() as stack:
         try:
@@ -96,6 +95,8 @@ def run(options: StackOptions) -> int:
             # A second Ctrl-C must not cut the clean-up short: every child is stopped with bounded waits.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
     say("stopped")
     return code
 
@@ -133,7 +134,7 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
     rotator = Rotator(world, providers_json, edl.base_url, logs / "rotator.log")
     say("running the credential rotator once (as the rotator role)")
     if not rotator.run_once():
-        raise StartupError(f"the credential rotator failed; see {logs / 'rotator.log'}")
+        raise StartupError("the credential rotator failed" + _tail(logs / "rotator.log"))
     say("rotator: every earthdata provider's secret written")
     stack.enter_context(rotator.schedule(options.rotate_every))
     say(f"rotator: scheduled every {options.rotate_every:.0f} s")
@@ -169,6 +170,15 @@ def _start_earthdata(stack: ExitStack, world: AwsWorld) -> tuple[Any, str]:
     edl = stack.enter_context(EarthdataEmulator(users={EARTHDATA_USER: password}, daacs=daac_minters(world)))
     say(f"Earthdata Login emulator (DEVELOPMENT TOOL, mints moto STS credentials per DAAC): {edl.base_url}")
     return edl, password
+
+
+def _tail(path: Path, lines: int = 6) -> str:
+    """The last lines of a log (the rotator never logs a secret), to explain a failure before the logs are removed."""
+    try:
+        text = path.read_text(errors="replace").strip()
+    except OSError:
+        return ""
+    return ":\n" + "\n".join(text.splitlines()[-lines:]) if text else ""
 
 
 def _create_provider_secrets(world: AwsWorld, providers_json: str) -> None:

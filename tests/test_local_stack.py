@@ -195,3 +195,22 @@ def test_port_in_use_fails_clearly(tmp_path: Path) -> None:
         )
     assert done.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in done.stdout
+
+
+FAILING_START = """
+import sys, psutil
+from local_stack import runner
+runner.Rotator.run_once = lambda self, timeout=0: False  # as if Earthdata Login were down at start-up
+code = runner.run(runner.StackOptions(port=int(sys.argv[1]), pgstac=False))
+print("children left:", len(psutil.Process().children(recursive=True)))
+sys.exit(code)
+"""
+
+
+def test_failed_start_up_stops_what_had_started() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING_START, str(free_port())], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "start-up failed: the credential rotator failed" in done.stdout
+    assert "children left: 0" in done.stdout
