@@ -47,9 +47,15 @@ def _request_id(scope: Scope) -> str:
 
 
 def _route(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else str(scope.get("path", ""))
+    """The route template (`/cog/tiles/{tileMatrixSetId}/...`), prefix included, else the raw path."""
+    # FastAPI >= 0.120 keeps the prefixed template on the effective route context of included routers.
+    fastapi_state = scope.get("fastapi")
+    context = fastapi_state.get("effective_route_context") if isinstance(fastapi_state, dict) else None
+    for holder in (context, scope.get("route")):
+        path = getattr(holder, "path_format", None)
+        if path:
+            return str(path)
+    return str(scope.get("path", ""))
 
 
 @dataclass(frozen=True)
