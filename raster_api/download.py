@@ -43,7 +43,12 @@ class DownloadSettings(BaseSettings):
 
 def presigned_get_url(provider: Provider, creds: AwsCredentials | None, bucket: str, key: str, expires_in: int) -> str:
     """A SigV4 query-signed GET URL for `s3://bucket/key` (unsigned, plain URL for an `unsigned` provider)."""
-    config = Config(signature_version=UNSIGNED if creds is None else "s3v4")
+    # Virtual-hosted style gives AWS's regional https host (`bucket.s3.<region>.amazonaws.com`; boto3's "auto" picks
+    # the global host, which redirects); a dotted bucket name would break TLS there, so it goes path-style.
+    config = Config(
+        signature_version=UNSIGNED if creds is None else "s3v4",
+        s3={"addressing_style": "path" if "." in bucket else "virtual"},
+    )
     keys: dict[str, Any] = {}
     if creds is not None:
         keys = {

@@ -88,6 +88,24 @@ def test_download_is_audit_logged_without_the_signature(
         assert secret not in caplog.text
 
 
+def test_without_an_endpoint_override_the_url_is_https_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As deployed (no AWS_ENDPOINT_URL): the URL is AWS's own https endpoint. Signing is local, nothing is sent."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret-example-secret-00000000000")
+    monkeypatch.setenv(
+        "PROVIDERS_CONFIG",
+        json.dumps([{"name": "own", "kind": "default", "buckets": [OWN_BUCKET], "allow_download": True}]),
+    )
+    from raster_api.main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        response = _download(client, f"s3://{OWN_BUCKET}/{OBJECT_KEY}", "own")
+    assert response.status_code == 307, response.text
+    assert response.headers["location"].startswith(f"https://{OWN_BUCKET}.s3.us-west-2.amazonaws.com/{OBJECT_KEY}?")
+
+
 # -- s3rver: the URL itself works, then expires --------------------------------------------------------------------
 
 
