@@ -71,12 +71,17 @@ def viewer_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/viewer/samples", response_model=list[ViewerSample], summary="Sample COGs offered by the viewer")
-def viewer_samples() -> list[ViewerSample]:
-    return ViewerSettings().samples
+def viewer_samples(request: Request) -> list[ViewerSample]:
+    settings: ViewerSettings = request.app.state.viewer_settings
+    return settings.samples
 
 
-def add_viewer(app: FastAPI) -> None:
-    """Register the viewer page, its sample list and the static files it needs (Leaflet and its own script)."""
+def add_viewer(app: FastAPI, settings: ViewerSettings | None = None) -> None:
+    """Register the viewer page, its sample list and the static files it needs (Leaflet and its own script).
+
+    Settings are read here, at app creation: a malformed `RASTER_API_VIEWER_SAMPLES` fails start-up, not requests.
+    """
+    app.state.viewer_settings = settings or ViewerSettings()
     app.include_router(router)
     app.mount("/static/leaflet", StaticFiles(directory=LEAFLET_DIR), name=LEAFLET_ROUTE)
     app.mount("/static/viewer", StaticFiles(directory=STATIC_DIR), name=VIEWER_STATIC_ROUTE)
