@@ -152,7 +152,8 @@ class ProviderRouter:
         env: dict[str, Any] = {**self.gdal_config, "session": self._session(provider, creds)}
         env["AWS_REGION"] = provider.region
         if creds is None:
-            env.update(AWS_NO_SIGN_REQUEST="YES", AWS_SESSION_TOKEN="", AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
+            # GDAL ignores any key (from the environment too) when told not to sign.
+            env.update(AWS_NO_SIGN_REQUEST="YES", AWS_SESSION_TOKEN="")
         else:
             env.update(AWS_NO_SIGN_REQUEST="NO", AWS_SESSION_TOKEN=creds.session_token or "")
         if provider.requester_pays:
