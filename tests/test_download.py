@@ -14,6 +14,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 S3RVER_JS = REPO / "node_modules" / "s3rver" / "bin" / "s3rver.js"
 S3RVER_KEY = "S3RVER"  # s3rver 3.x's only key pair (id and secret)
 OBJECT_KEY = "cogs/download.tif"
-SHORT_EXPIRY = 2
+SHORT_EXPIRY = 3  # X-Amz-Date has whole seconds: the URL lives 2-3 s, room for a slow CI fetch
 
 
 # -- moto world (IAM auth on): who may download, signed by whom ---------------------------------------------------
@@ -181,7 +182,11 @@ def test_presigned_url_fetches_the_exact_bytes(short_expiry_client: TestClient, 
 
 def test_presigned_url_is_refused_after_expiry(short_expiry_client: TestClient) -> None:
     url = _presigned(short_expiry_client)
-    time.sleep(SHORT_EXPIRY + 1.5)
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Expires"] == [str(SHORT_EXPIRY)]
+    signed_at = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    expires_at = signed_at + timedelta(seconds=SHORT_EXPIRY)
+    time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 1.5)
     response = requests.get(url, timeout=10)
     assert response.status_code == 403
     assert "Request has expired" in response.text
