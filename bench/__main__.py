@@ -53,7 +53,8 @@ def _latency(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
                 ("own-data (default kind)", bw.sample_urls[OWN_BUCKET], "own"),
                 ("daac-a (earthdata kind)", bw.sample_urls[DAAC_A_BUCKET], "daac-a"),
             ],
-            count=60 if quick else 250,
+            count=60 if quick else 200,
+            repeats=1 if quick else 3,
         )
 
 

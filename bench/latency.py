@@ -29,6 +29,15 @@ def _getter(c: TestClient, url: str, provider: str | None, errors: list[str]) ->
     return get
 
 
+def _best_of(
+    getters: dict[str, Callable[[tuple[int, int, int]], None]], tiles: list[tuple[int, int, int]], repeats: int
+) -> dict[str, list[float]]:
+    """Per tile and side, the fastest of `repeats` interleaved passes (made at different moments): the minimum
+    filters out the bursts of other processes on a shared machine, which would otherwise dominate a 3 % target."""
+    passes = [interleaved(getters, tiles, seed=42 + r) for r in range(repeats)]
+    return {name: [min(p[name][i] for p in passes) for i in range(len(tiles))] for name in getters}
+
+
 def _profile(get: Callable[[tuple[int, int, int]], None], tiles: list[tuple[int, int, int]], top: int = 25) -> str:
     prof = cProfile.Profile()
     prof.enable()
@@ -44,12 +53,23 @@ def run_tile_latency(
     ours_app: FastAPI,
     vanilla_apps: dict[str, FastAPI],
     cases: list[tuple[str, str, str]],
-    count: int = 250,
+    count: int = 200,
+    repeats: int = 3,
     warmup: int = 15,
     target: float = 1.03,
 ) -> Section:
     """`cases`: (label, s3 url, provider); `vanilla_apps[label]` reads that url with its own plain credentials."""
     section = Section(name="tile latency")
+    section.notes = [
+        "both apps run in one process, so GDAL's path-keyed caches are shared and neither side gets a cache the "
+        "other lacks; the vanilla app reading `own-data` passes no session, so rasterio builds a boto3 Session from "
+        "the `AWS_*` variables for every `rasterio.Env` (a Lambda always has them), while ours hands GDAL a cached "
+        "`AWSSession` per provider: that is why ours is faster on the default kind. Against a vanilla app given one "
+        "fixed `AWSSession` (the earthdata case) the routing cost is what remains.",
+        "rasterio still builds a boto3 Session per `rasterio.Env()` opened without a session (titiler renders and "
+        "rio-tiler opens its own Envs): in the cProfile below this is the largest single cost of a tile on both "
+        "sides, a possible optimisation for the API (e.g. an explicit session in every Env).",
+    ]
     tiles = tiles_within(DEFAULT_BOUNDS, ZOOMS, count)
     with client(ours_app) as ours_c:
         for label, url, provider in cases:
@@ -65,7 +85,7 @@ def run_tile_latency(
                     "ours": _getter(ours_c, url, provider, errors["ours"]),
                     "vanilla": _getter(van_c, url, None, errors["vanilla"]),
                 }
-                times = interleaved(getters, tiles)
+                times = _best_of(getters, tiles, repeats)
                 ratio = median_ratio(times["ours"], times["vanilla"])
                 ok = ratio["ratio"] <= target and not errors["ours"] and not errors["vanilla"]
                 section.samples[f"ours {label}"] = times["ours"]
@@ -87,7 +107,7 @@ def run_tile_latency(
                     Row(
                         "tile latency",
                         f"median tile time, {label}: ours (`provider={provider}`) vs vanilla titiler, "
-                        f"{len(tiles)} tiles each, interleaved, in-process (TestClient)",
+                        f"{len(tiles)} tiles each, best of {repeats} interleaved passes per tile, in-process (TestClient)",
                         f"{so['median_ms']:.1f} ms vs {sv['median_ms']:.1f} ms = x{ratio['ratio']:.3f} "
                         f"(95% CI {ratio['ci95_low']:.3f}-{ratio['ci95_high']:.3f}; p90 {so['p90_ms']:.1f} vs "
                         f"{sv['p90_ms']:.1f} ms)",

@@ -39,6 +39,7 @@ class Section:
     samples: dict[str, list[float]] = field(default_factory=dict)  # label -> durations (s), plotted
     profile: str = ""
     skipped: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def _fmt_md(sections: list[Section], meta: dict[str, Any]) -> str:
@@ -60,6 +61,9 @@ def _fmt_md(sections: list[Section], meta: dict[str, Any]) -> str:
             lines.append(f"| {s.name} | — | skipped | | skipped | {s.skipped} |")
         for r in s.rows:
             lines.append(f"| {r.benchmark} | {r.measure} | {r.value} | {r.target} | {r.verdict} | {r.note} |")
+    notes = [f"- **{s.name}**: {n}" for s in sections for n in s.notes]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
     lines += ["", "![latency distributions](benchmarks-latency.png)", ""]
     for s in sections:
         if s.profile:
@@ -103,6 +107,7 @@ def write(sections: list[Section], meta: dict[str, Any], root: Path) -> None:
                 "rows": [{**asdict(r), "verdict": r.verdict.strip("*")} for r in s.rows],
                 "data": s.data,
                 "profile": s.profile,
+                "notes": s.notes,
             }
             for s in sections
         ],
