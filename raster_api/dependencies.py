@@ -11,14 +11,17 @@ since they were cached, or GDAL may still hold a 403 cached under the path.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import morecantile
 import morecantile.errors
 from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import Field
 from rasterio.errors import RasterioIOError
 from starlette.concurrency import run_in_threadpool
+from titiler.core.dependencies import PartFeatureParams
 from titiler.core.errors import BadRequestError
 
 from raster_api import gdal
@@ -72,6 +75,51 @@ def valid_tile(request: Request) -> None:
         return  # the endpoint's own validation answers 422
     if not tms.is_valid(tile, strict=False):
         raise BadRequestError(f"tile {tile.z}/{tile.x}/{tile.y} does not exist in tile matrix set {tms.id}")
+
+
+IMAGE_SIZE_PARAMS = ("tilesize", "width", "height", "max_size")
+PART_MAX_SIZE = 4096
+
+
+@dataclass
+class BoundedPartParams(PartFeatureParams):
+    """`/bbox` and `/feature` sizes: without width/height, titiler reads the area at full resolution, which for a
+    large area is gigabytes; here the longest side is at most `PART_MAX_SIZE` unless the request says otherwise."""
+
+    max_size: Annotated[
+        int | None, Field(description=f"Maximum image size to read onto (default {PART_MAX_SIZE}).")
+    ] = PART_MAX_SIZE
+
+
+MAX_HISTOGRAM_BINS = 10_000
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # the endpoint's own validation answers 422
+
+
+def bounded_output(request: Request) -> None:
+    """Router dependency: refuse sizes that would exhaust the Lambda's memory (e.g. `tilesize=100000`), and the
+    parameters numpy would otherwise fail on with a 500 (percentiles outside 0-100)."""
+    limit = request.app.state.settings.api.max_image_size
+    values = {**request.query_params, **request.path_params}
+    for name in IMAGE_SIZE_PARAMS:
+        size = _number(values.get(name))
+        if size is not None and size > limit:
+            raise BadRequestError(f"{name}={values[name]} exceeds the maximum image size of {limit} pixels")
+    buffer = _number(values.get("buffer"))
+    if buffer is not None and (_number(values.get("tilesize")) or 512) + 2 * buffer > limit:
+        raise BadRequestError(f"buffer={values['buffer']} makes tiles larger than {limit} pixels")
+    for percentile in request.query_params.getlist("p"):
+        value = _number(percentile)
+        if value is not None and not 0 <= value <= 100:
+            raise BadRequestError(f"percentile p={percentile} is not between 0 and 100")
+    bins = _number(values.get("histogram_bins"))
+    if bins is not None and bins > MAX_HISTOGRAM_BINS:
+        raise BadRequestError(f"histogram_bins may not exceed {MAX_HISTOGRAM_BINS}")
 
 
 class ProviderRetryRoute(APIRoute):

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from fastapi import FastAPI
 from morecantile.errors import InvalidIdentifier, InvalidZoomError, MorecantileError
-from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError, WindowError
 from rio_tiler import errors as rt
 from starlette import status
 from starlette.requests import Request
@@ -102,6 +102,7 @@ USER_INPUT_STATUS_CODES: dict[type[Exception], int] = {
     InvalidIdentifier: status.HTTP_400_BAD_REQUEST,
     InvalidZoomError: status.HTTP_400_BAD_REQUEST,
     MorecantileError: status.HTTP_400_BAD_REQUEST,
+    WindowError: status.HTTP_400_BAD_REQUEST,  # e.g. a bbox whose min is above its max
 }
 
 
@@ -214,6 +215,11 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
             return _json_error(request, status.HTTP_400_BAD_REQUEST, str(exc))
         return unexpected(request, exc)
 
+    def type_error(request: Request, exc: Exception) -> JSONResponse:
+        if "fill_value" in str(exc):  # numpy: `nodata` not representable in the dataset's data type
+            return _json_error(request, status.HTTP_400_BAD_REQUEST, f"invalid nodata value: {exc}")
+        return unexpected(request, exc)
+
     def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
         return _json_error(request, status.HTTP_500_INTERNAL_SERVER_ERROR, "internal server error")
@@ -223,6 +229,7 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
     app.add_exception_handler(RasterApiError, api_error)
     app.add_exception_handler(RasterioIOError, read_error)
     app.add_exception_handler(IndexError, index_error)
+    app.add_exception_handler(TypeError, type_error)
     app.add_exception_handler(RasterioError, unexpected)
     app.add_exception_handler(rt.RioTilerError, unexpected)
     app.add_exception_handler(Exception, unexpected)

@@ -20,10 +20,12 @@ from titiler.core.middleware import CacheControlMiddleware
 from titiler.extensions import cogValidateExtension, wmtsExtension
 
 from raster_api.dependencies import (
+    BoundedPartParams,
     DatasetPath,
     ProviderEnvironment,
     ProviderRetryRoute,
     ProviderRouterDep,
+    bounded_output,
     valid_tile,
 )
 from raster_api.errors import UnknownProvider, add_exception_handlers
@@ -134,10 +136,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.enabled_parts = {"cog": True, "pgstac": False}
 
     cog = TilerFactory(
-        router=APIRouter(route_class=ProviderRetryRoute, dependencies=[Depends(valid_tile)]),
+        router=APIRouter(route_class=ProviderRetryRoute, dependencies=[Depends(valid_tile), Depends(bounded_output)]),
         router_prefix="/cog",
         path_dependency=DatasetPath,
         environment_dependency=ProviderEnvironment,
+        img_part_dependency=BoundedPartParams,
         extensions=[cogValidateExtension(), wmtsExtension()],
     )
     app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])

@@ -36,6 +36,8 @@ class ApiSettings(BaseSettings):
     cache_control: str | None = "public, max-age=3600"
     # Seconds a client is told to wait (`Retry-After`) when a provider's credentials are unavailable.
     retry_after_seconds: int = Field(default=30, ge=1)
+    # Largest tile/preview/part side (and `max_size`) a request may ask for: bounds the memory one request can use.
+    max_image_size: int = Field(default=4096, ge=256)
     debug: bool = False
 
     @field_validator("cors_origins", mode="before")

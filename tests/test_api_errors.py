@@ -3,7 +3,7 @@
 import pytest
 
 from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET, SAMPLE_KEYS
-from tests.api_helpers import TILE_Z, assert_tile_from, tile_path
+from tests.api_helpers import TILE_Z, assert_tile_from, decode_image, tile_path
 
 
 def test_unknown_provider_is_400_listing_known_names(api_client, sample_urls):
@@ -87,8 +87,37 @@ def test_tile_outside_the_dataset_is_404(api_client, sample_urls):
         ("/cog/bbox/1,2,3.png", {}),
         ("/cog/preview.png", {"max_size": "big"}),
         ("/cog/statistics", {"bidx": "0"}),
+        ("/cog/statistics", {"p": "200"}),
+        (tile_path(), {"nodata": "nan"}),
+        ("/cog/bbox/10,10,-10,-10.png", {}),
     ],
 )
 def test_bad_tile_parameters_are_4xx(api_client, sample_urls, path, params):
     response = api_client.get(path, params={"url": sample_urls[OWN_BUCKET], **params})
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        (tile_path(), {"tilesize": "100000"}),
+        (tile_path(), {"buffer": "50000"}),
+        ("/cog/preview.png", {"width": "100000", "height": "100000"}),
+        ("/cog/preview/100000x100000.png", {}),
+        ("/cog/preview.png", {"max_size": "100000"}),
+        ("/cog/bbox/-119.9,34.1,-119.5,34.4/50000x50000.png", {}),
+        ("/cog/statistics", {"histogram_bins": "1000000000"}),
+    ],
+)
+def test_outputs_too_large_for_memory_are_400(api_client, sample_urls, path, params):
+    response = api_client.get(path, params={"url": sample_urls[OWN_BUCKET], **params})
+    assert response.status_code == 400
+    assert "exceed" in response.json()["detail"] or "larger than" in response.json()["detail"]
+
+
+def test_large_area_is_read_at_a_bounded_size(api_client, sample_urls):
+    # Full resolution of this bbox would be 204800 x 102400 pixels (20 GB); without width/height it is capped.
+    response = api_client.get("/cog/bbox/-200,-100,200,100.png", params={"url": sample_urls[OWN_BUCKET]})
+    assert response.status_code == 200
+    band, _ = decode_image(response.content)
+    assert max(band.shape) == 4096
