@@ -29,6 +29,7 @@ from raster_api.errors import S3Failure, classify_s3_failure
 from raster_api.routing import ProviderRouter, ResolvedRead
 
 READ_STATE = "raster_read"
+MAX_ZOOM = 30
 RETRYABLE = (S3Failure.REFUSED, S3Failure.BAD_CREDENTIALS)
 
 
@@ -73,7 +74,9 @@ def valid_tile(request: Request) -> None:
         tile = morecantile.Tile(int(params["x"]), int(params["y"]), int(params["z"]))
     except (morecantile.errors.InvalidIdentifier, ValueError):
         return  # the endpoint's own validation answers 422
-    if not tms.is_valid(tile, strict=False):
+    # Over-zoom is allowed a little past the TMS's last level; z=1024 would overflow morecantile's arithmetic.
+    too_deep = tile.z > max(tms.maxzoom, MAX_ZOOM)
+    if too_deep or not tms.is_valid(tile, strict=False):
         raise BadRequestError(f"tile {tile.z}/{tile.x}/{tile.y} does not exist in tile matrix set {tms.id}")
 
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from fastapi import FastAPI
 from morecantile.errors import InvalidIdentifier, InvalidZoomError, MorecantileError
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError, RasterioIOError, WindowError
 from rio_tiler import errors as rt
 from starlette import status
@@ -220,6 +221,16 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
             return _json_error(request, status.HTTP_400_BAD_REQUEST, f"invalid nodata value: {exc}")
         return unexpected(request, exc)
 
+    def rio_tiler_error(request: Request, exc: Exception) -> JSONResponse:
+        if "Invalid geometry" in str(exc):  # a /feature body that is not a usable polygon
+            return _json_error(request, status.HTTP_400_BAD_REQUEST, str(exc))
+        return unexpected(request, exc)
+
+    def gdal_error(request: Request, exc: Exception) -> JSONResponse:
+        if "Cannot invert geotransform" in str(exc):  # a zero-area bbox or feature (e.g. a point)
+            return _json_error(request, status.HTTP_400_BAD_REQUEST, "the requested area has no extent")
+        return unexpected(request, exc)
+
     def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
         return _json_error(request, status.HTTP_500_INTERNAL_SERVER_ERROR, "internal server error")
@@ -231,5 +242,6 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
     app.add_exception_handler(IndexError, index_error)
     app.add_exception_handler(TypeError, type_error)
     app.add_exception_handler(RasterioError, unexpected)
-    app.add_exception_handler(rt.RioTilerError, unexpected)
+    app.add_exception_handler(CPLE_BaseError, gdal_error)
+    app.add_exception_handler(rt.RioTilerError, rio_tiler_error)
     app.add_exception_handler(Exception, unexpected)

@@ -77,6 +77,7 @@ def test_tile_outside_the_dataset_is_404(api_client, sample_urls):
         ("/cog/tiles/NoSuchTMS/10/171/407.png", {}),
         ("/cog/tiles/WebMercatorQuad/99/171/407.png", {}),
         ("/cog/tiles/WebMercatorQuad/10/-1/407.png", {}),
+        ("/cog/tiles/WGS1984Quad/1024/1024/1024.png", {}),
         (tile_path(fmt="gif"), {}),
         (tile_path(), {"bidx": "7"}),
         (tile_path(), {"expression": "b1+"}),
@@ -121,3 +122,9 @@ def test_large_area_is_read_at_a_bounded_size(api_client, sample_urls):
     assert response.status_code == 200
     band, _ = decode_image(response.content)
     assert max(band.shape) == 4096
+
+
+def test_feature_that_is_not_a_polygon_is_400(api_client, sample_urls):
+    line = {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-119.5, 34.5]}}
+    response = api_client.post("/cog/feature.png", params={"url": sample_urls[OWN_BUCKET]}, json=line)
+    assert 400 <= response.status_code < 500, response.text
