@@ -75,7 +75,13 @@ def _configure_logging() -> None:
         logger_ = logging.getLogger(name)
         if logger_.level < logging.INFO:
             logger_.setLevel(logging.INFO)
-    logging.getLogger("raster_api").setLevel(logging.INFO)
+    api_logger = logging.getLogger("raster_api")
+    api_logger.setLevel(logging.INFO)
+    if not logging.getLogger().handlers and not api_logger.handlers:
+        # Outside Lambda (whose runtime configures the root logger) and pytest: print the JSON lines as they are.
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        api_logger.addHandler(handler)
 
 
 def _provider_model(router: ProviderRouter, name: str) -> ProviderModel:
