@@ -68,6 +68,10 @@ class CredentialsRejected(RasterApiError):
     """S3 rejected the provider's credentials themselves (expired, invalid or malformed token)."""
 
 
+class NotARaster(RasterApiError):
+    """The object exists and was read, but GDAL cannot open it as a raster."""
+
+
 class UpstreamReadError(RasterApiError):
     """Any other failure reading from S3."""
 
@@ -80,6 +84,7 @@ RASTER_API_STATUS_CODES: dict[type[Exception], int] = {
     ObjectNotFound: status.HTTP_404_NOT_FOUND,
     AccessRefused: status.HTTP_403_FORBIDDEN,
     CredentialsRejected: status.HTTP_502_BAD_GATEWAY,
+    NotARaster: status.HTTP_400_BAD_REQUEST,
     UpstreamReadError: status.HTTP_502_BAD_GATEWAY,
 }
 
@@ -113,6 +118,7 @@ class S3Failure(StrEnum):
     NOT_FOUND = "not_found"
     REFUSED = "refused"  # AccessDenied: these keys may not read this object
     BAD_CREDENTIALS = "bad_credentials"  # the keys themselves are invalid or expired
+    NOT_RASTER = "not_raster"  # read fine, but not a format GDAL opens
     OTHER = "other"
 
 
@@ -143,6 +149,7 @@ _FAILURE_MARKERS: tuple[tuple[S3Failure, tuple[str, ...]], ...] = (
             "HTTP response code: 404",
         ),
     ),
+    (S3Failure.NOT_RASTER, ("not recognized as being in a supported file format", "not a TIFF file")),
 )
 
 
@@ -169,6 +176,8 @@ def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterA
         return ObjectNotFound(f"{url} not found for provider {provider!r}")
     if failure is S3Failure.REFUSED:
         return AccessRefused(f"S3 refused provider {provider!r} read access to {url}")
+    if failure is S3Failure.NOT_RASTER:
+        return NotARaster(f"{url} (provider {provider!r}) is not a raster GDAL can read")
     if failure is S3Failure.BAD_CREDENTIALS:
         return CredentialsRejected(f"S3 rejected the credentials of provider {provider!r} reading {url}")
     return UpstreamReadError(f"reading {url} with provider {provider!r} failed")

@@ -128,3 +128,13 @@ def test_feature_that_is_not_a_polygon_is_400(api_client, sample_urls):
     line = {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-119.5, 34.5]}}
     response = api_client.post("/cog/feature.png", params={"url": sample_urls[OWN_BUCKET]}, json=line)
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_object_that_is_not_a_raster_is_400(api_client, aws_world):
+    aws_world.put_object(OWN_BUCKET, "api-tests/notes.tif", b"these are meeting notes, not a GeoTIFF")
+    response = api_client.get("/cog/info", params={"url": f"s3://{OWN_BUCKET}/api-tests/notes.tif"})
+    assert response.status_code == 400
+    assert (
+        response.json()["detail"]
+        == f"s3://{OWN_BUCKET}/api-tests/notes.tif (provider 'own') is not a raster GDAL can read"
+    )
