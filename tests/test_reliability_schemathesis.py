@@ -1,9 +1,10 @@
 """Property-based requests against every route of the app's OpenAPI (schemathesis 4, Python API, in-process ASGI).
 
 Positive and negative cases for each operation, with `url` drawn from the sample objects plus junk (so generated
-requests exercise provider routing and real reads without waiting on timeouts) and `provider` from the configured
-names plus an unknown one. The app must never answer 5xx, and no body may exceed `MAX_RESPONSE_BYTES` (8 MiB: the
-largest legitimate answer here is a preview or part of a 512 px sample).
+requests exercise provider routing and real reads without waiting on timeouts), `provider` from the configured names
+plus an unknown one, and (with a pgstac database, when PostgreSQL is installed) search/collection/item ids drawn from
+the loaded catalogue plus unknown ones. The app must never answer 5xx, and no body may exceed `MAX_RESPONSE_BYTES`
+(8 MiB: the largest legitimate answer here is a preview or part of a 512 px sample).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.python import asgi
 
+from local_stack.aws_world import SAMPLE_KEYS
+from local_stack.samples import DEFAULT_BOUNDS
 from tests.reliability_support import (
     EARTHDATA_PASSWORD,
     EARTHDATA_USERNAME,
@@ -28,6 +31,8 @@ from tests.reliability_support import (
 
 EXAMPLES_PER_OPERATION = 20
 MIN_TOTAL_REQUESTS = 500
+PGSTAC_EXAMPLES_PER_OPERATION = 8
+COLLECTION = "reliability-samples"
 JUNK_URLS = [
     "",
     "not a url",
@@ -52,8 +57,8 @@ def recorder():
         yield rec
 
 
-@pytest.fixture
-def api_schema(api_env, monkeypatch):
+def _schema(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The app's schema, built after the environment is set; 500s come back as responses, as under uvicorn."""
     monkeypatch.setenv("EARTHDATA_USERNAME", EARTHDATA_USERNAME)
     monkeypatch.setenv("EARTHDATA_PASSWORD", EARTHDATA_PASSWORD)
     from raster_api.main import create_app
@@ -61,15 +66,56 @@ def api_schema(api_env, monkeypatch):
     app = create_app()
 
     async def served(scope: Any, receive: Any, send: Any) -> None:
-        # As under uvicorn: Starlette's ServerErrorMiddleware has already answered 500 when it re-raises.
+        # Starlette's ServerErrorMiddleware has already answered 500 when it re-raises.
         with contextlib.suppress(Exception):
             await app(scope, receive, send)
 
     return schemathesis.openapi.from_asgi(app.openapi_url or "/openapi.json", served)
 
 
-def _with_routing_values(case: Any, url: str, provider: str | None) -> None:
-    """Replace generated `url`/`provider` query values by routing-relevant ones (only where the route has them)."""
+@pytest.fixture
+def api_schema(api_env, monkeypatch):
+    return _schema(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def pgstac_dsn(aws_world, sample_urls):
+    """A pgstac database holding one collection with an item per sample (two providers' buckets among them)."""
+    from local_stack.pgstac_db import (
+        load_collections,
+        load_items,
+        pgstac_database,
+        postgis_missing,
+        stac_collection,
+        stac_item,
+    )
+
+    reason = postgis_missing()
+    if reason:
+        pytest.skip(f"pgstac routes need PostgreSQL with PostGIS: {reason}")
+    with pgstac_database() as db:
+        load_collections(db.dsn, [stac_collection(COLLECTION, DEFAULT_BOUNDS)])
+        items = [stac_item(COLLECTION, bucket, url, DEFAULT_BOUNDS) for bucket, url in sample_urls.items()]
+        load_items(db.dsn, items)
+        yield db
+
+
+@pytest.fixture
+def pgstac_schema(api_env, monkeypatch, pgstac_dsn):
+    for key, value in pgstac_dsn.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RASTER_API_PGSTAC_ENABLED", "true")
+    return _schema(monkeypatch)
+
+
+def _with_routing_values(case: Any, url: str, provider: str | None, ids: dict[str, str]) -> None:
+    """Replace generated `url`/`provider` query values (and pgstac ids) by routing-relevant ones where the route has
+    them; `ids` holds a drawn value per path parameter (an existing collection, item or search, or junk)."""
+    path = dict(case.path_parameters or {})
+    for name, value in ids.items():
+        if name in path:
+            path[name] = value
+    case.path_parameters = path
     names = {p.name for p in case.operation.query}
     query = dict(case.query or {})
     if "url" in names:
@@ -82,24 +128,32 @@ def _with_routing_values(case: Any, url: str, provider: str | None) -> None:
     case.query = query
 
 
-def _exercise(operation: Any, urls: list[str], client: Any, recorder: TrafficRecorder) -> tuple[int, list[str]]:
+def _exercise(
+    operation: Any,
+    urls: list[str],
+    client: Any,
+    recorder: TrafficRecorder,
+    examples: int = EXAMPLES_PER_OPERATION,
+    known_ids: dict[str, list[str]] | None = None,
+) -> tuple[int, list[str]]:
     """Run one operation's generated cases; returns (requests made, problems)."""
+    id_choices = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in (known_ids or {}).items()})
     made = 0
     problems: list[str] = []
     cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
 
     @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
+        max_examples=examples,
         deadline=None,
         derandomize=True,
         database=None,
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=cases, url=st.sampled_from(urls), provider=st.sampled_from(PROVIDERS))
-    def run(case: Any, url: str, provider: str | None) -> None:
+    @given(case=cases, url=st.sampled_from(urls), provider=st.sampled_from(PROVIDERS), ids=id_choices)
+    def run(case: Any, url: str, provider: str | None, ids: dict[str, str]) -> None:
         nonlocal made
-        _with_routing_values(case, url, provider)
+        _with_routing_values(case, url, provider, ids)
         response = case.call(session=client)
         made += 1
         recorder.response(response.status_code, response.headers.items(), response.content)
@@ -128,6 +182,29 @@ def test_generated_requests_on_every_route_get_no_5xx_and_bounded_bodies(api_sch
     assert problems == [], _summary(problems, recorder)
 
 
+def test_generated_requests_on_pgstac_routes_get_no_5xx_and_bounded_bodies(pgstac_schema, sample_urls, recorder):
+    urls = [*sample_urls.values(), *JUNK_URLS]
+    operations = [result.ok() for result in pgstac_schema.get_all_operations()]
+    mosaic_ops = [op for op in operations if op.path.startswith(("/searches", "/collections"))]
+    total = 0
+    problems: list[str] = []
+    with asgi.get_client(pgstac_schema.app) as client:
+        registered = client.post("/searches/register", json={"collections": [COLLECTION]})
+        assert registered.status_code == 200, registered.text
+        known_ids = {
+            "search_id": [registered.json()["id"], "0" * 32, "not-a-search"],
+            "collection_id": [COLLECTION, "no-such-collection"],
+            "item_id": [*SAMPLE_KEYS, "no-such-item"],
+        }
+        for operation in mosaic_ops:
+            made, found = _exercise(operation, urls, client, recorder, PGSTAC_EXAMPLES_PER_OPERATION, known_ids)
+            total += made
+            problems += found
+    assert len(mosaic_ops) >= 15, [op.label for op in operations]
+    assert total >= len(mosaic_ops) * 5
+    assert problems == [], _summary(problems, recorder)
+
+
 def _summary(problems: list[str], recorder: TrafficRecorder) -> str:
     """One example per route and the distinct exceptions the app logged, so a failure reads as a bug list."""
     by_route: dict[str, str] = {}
@@ -138,7 +215,7 @@ def _summary(problems: list[str], recorder: TrafficRecorder) -> str:
     )
     return (
         f"{len(problems)} problems on {len(by_route)} routes:\n"
-        + "\n".join(by_route.values())
+        + "\n".join(p[:300] for p in by_route.values())
         + "\nexceptions logged:\n"
         + "\n".join(errors[:30])
     )
