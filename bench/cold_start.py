@@ -148,7 +148,7 @@ def run_cold_start(api_env: Mapping[str, str], tile_url: str, runs: int = 7, tar
     ratio = median_ratio(ours, bare)
     ratio_vanilla = median_ratio(ours, vanilla)
     ok = ratio["ratio"] <= target
-    section.samples = {"import handler": ours, "import titiler+mangum": bare, "vanilla handler": vanilla}
+    section.samples = {"ours\nhandler": ours, "bare\nimports": bare, "vanilla\nhandler": vanilla}
     section.data = {
         "import_ours": summarize(ours),
         "import_bare": summarize(bare),

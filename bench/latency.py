@@ -118,8 +118,9 @@ def run_tile_latency(
                 times = _best_of(getters, tiles, repeats)
                 ratio = median_ratio(times["ours"], times["vanilla"])
                 ok = ratio["ratio"] <= target and not errors["ours"] and not errors["vanilla"]
-                section.samples[f"ours {label}"] = times["ours"]
-                section.samples[f"vanilla {label}"] = times["vanilla"]
+                short = label.split(" ")[0]
+                section.samples[f"ours\n{short}"] = times["ours"]
+                section.samples[f"vanilla\n{short}"] = times["vanilla"]
                 section.data[label] = {
                     "url": url,
                     "provider": provider,

@@ -80,7 +80,7 @@ def _plot(sections: list[Section], path: Path) -> None:
     groups = [s for s in sections if s.samples]
     if not groups:
         return
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.6 * len(groups), 4.6), squeeze=False)
     for ax, s in zip(axes[0], groups, strict=True):
         labels = list(s.samples)
         data = [np.asarray(s.samples[k]) * 1000.0 for k in labels]
@@ -91,6 +91,7 @@ def _plot(sections: list[Section], path: Path) -> None:
         ax.set_title(s.name, fontsize=10)
         ax.set_ylabel("ms")
         ax.tick_params(axis="x", labelsize=8)
+        ax.set_ylim(bottom=0)
     fig.suptitle("Latency distributions (box: 25-75 %, whiskers: 5-95 %)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
