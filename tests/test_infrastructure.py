@@ -1,0 +1,389 @@
+"""The CDK app's synthesized template: what ops deploy and what an auditor reads.
+
+Built with `bundling=skip` (a placeholder asset) and cdk-nag on, so each synth takes seconds and a finding fails it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from aws_cdk import App  # noqa: E402
+from aws_cdk import aws_sns as sns  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+from infrastructure.app import build_app  # noqa: E402
+from infrastructure.bundling import BundleError, check_size  # noqa: E402
+from infrastructure.config import DeploySettings  # noqa: E402
+
+LOGIN_SECRET = "raster-tiler/earthdata-login"
+PGSTAC_SECRET = "arn:aws:secretsmanager:us-west-2:123456789012:secret:pgstac/conn-AbCdEf"
+PARTNER_ROLE = "arn:aws:iam::111122223333:role/raster-tiler-reader"
+PROVIDERS = [
+    {
+        "name": "daac-a",
+        "kind": "earthdata",
+        "buckets": ["daac-a-protected"],
+        "credentials_url": "https://daac-a.example.org/s3credentials",
+        "secret_id": "raster/providers/daac-a",
+    },
+    {
+        "name": "daac-b",
+        "kind": "earthdata",
+        "buckets": ["daac-b-*"],
+        "credentials_url": "https://daac-b.example.org/s3credentials",
+        "secret_id": "raster/providers/daac-b",
+    },
+    {"name": "partner", "kind": "assume_role", "buckets": ["partner-data"], "role_arn": PARTNER_ROLE},
+    {"name": "own", "kind": "default", "buckets": ["own-data", "own-archive-*"]},
+    {"name": "public", "kind": "unsigned", "buckets": ["public-data"]},
+]
+
+
+def settings(**overrides: Any) -> DeploySettings:
+    values: dict[str, Any] = {
+        "providers_config": json.dumps(PROVIDERS),
+        "earthdata_login_secret": LOGIN_SECRET,
+        "pgstac_secret": PGSTAC_SECRET,
+        "alarm_email": "ops@example.org",
+        "secret_prefix": "dev/",
+        "bundling": "skip",
+        "_env_file": None,
+        **overrides,
+    }
+    return DeploySettings(**values)
+
+
+def synth(config: DeploySettings, tmp: Path, tamper: Any = None) -> dict[str, Any]:
+    app, stack = build_app(config, App(outdir=str(tmp)))
+    if tamper:
+        tamper(stack)
+    assembly = app.synth()
+    return dict(assembly.get_stack_by_name(stack.stack_name).template)
+
+
+@pytest.fixture(scope="module")
+def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cdk")
+
+
+@pytest.fixture(scope="module")
+def template(outdir: Path) -> dict[str, Any]:
+    return synth(settings(), outdir)
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def function(template: dict[str, Any], handler: str) -> tuple[str, dict[str, Any]]:
+    found = [
+        (k, v)
+        for k, v in resources(template, "AWS::Lambda::Function").items()
+        if v["Properties"].get("Handler") == handler
+    ]
+    assert len(found) == 1, f"one function with handler {handler}"
+    return found[0]
+
+
+def statements_of_role(template: dict[str, Any], function_id: str) -> list[dict[str, Any]]:
+    role = template["Resources"][function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements: list[dict[str, Any]] = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resources_for(statements: list[dict[str, Any]], action: str) -> list[Any]:
+    return [r for s in statements if action in as_list(s["Action"]) for r in as_list(s["Resource"])]
+
+
+def provider_secret_refs(template: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {v["Properties"]["Name"]: {"Ref": k} for k, v in resources(template, "AWS::SecretsManager::Secret").items()}
+
+
+# --- schedule and post-deploy run -------------------------------------------------------------------------------
+
+
+def test_schedule_runs_the_rotator_every_30_minutes(template: dict[str, Any]) -> None:
+    rotator_id, _ = function(template, "credential_rotator.handler.handler")
+    rules = list(resources(template, "AWS::Events::Rule").values())
+    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(30 minutes)"]
+    assert [t["Arn"] for t in rules[0]["Properties"]["Targets"]] == [{"Fn::GetAtt": [rotator_id, "Arn"]}]
+
+
+def test_rotator_runs_once_after_each_deploy_without_blocking_it(template: dict[str, Any]) -> None:
+    rotator_id, _ = function(template, "credential_rotator.handler.handler")
+    triggers = list(resources(template, "Custom::Trigger").values())
+    assert len(triggers) == 1
+    assert triggers[0]["Properties"]["InvocationType"] == "Event"
+    version = template["Resources"][triggers[0]["Properties"]["HandlerArn"]["Ref"]]
+    assert version["Properties"]["FunctionName"] == {"Ref": rotator_id}
+    # Runs only once the provider secrets exist.
+    assert set(provider_secret_refs(template)) and all(
+        ref["Ref"] in triggers[0]["DependsOn"] for ref in provider_secret_refs(template).values()
+    )
+
+
+# --- secrets ----------------------------------------------------------------------------------------------------
+
+
+def test_one_secret_per_earthdata_provider_named_by_the_providers_file(template: dict[str, Any]) -> None:
+    assert set(provider_secret_refs(template)) == {"dev/raster/providers/daac-a", "dev/raster/providers/daac-b"}
+
+
+# --- IAM --------------------------------------------------------------------------------------------------------
+
+
+def test_rotator_writes_only_the_provider_secrets(template: dict[str, Any]) -> None:
+    rotator_id, _ = function(template, "credential_rotator.handler.handler")
+    statements = statements_of_role(template, rotator_id)
+    put = resources_for(statements, "secretsmanager:PutSecretValue")
+    assert sorted(map(json.dumps, put)) == sorted(map(json.dumps, provider_secret_refs(template).values()))
+    written = {a for s in statements for a in as_list(s["Action"]) if a.startswith("secretsmanager:")}
+    assert written <= {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:PutSecretValue",
+    }
+
+
+def test_rotator_reads_the_login_secret_by_name(template: dict[str, Any]) -> None:
+    rotator_id, _ = function(template, "credential_rotator.handler.handler")
+    read = json.dumps(resources_for(statements_of_role(template, rotator_id), "secretsmanager:GetSecretValue"))
+    assert f":secret:{LOGIN_SECRET}-??????" in read
+
+
+def test_raster_reads_only_provider_and_database_secrets(template: dict[str, Any]) -> None:
+    raster_id, _ = function(template, "raster_api.handler.handler")
+    statements = statements_of_role(template, raster_id)
+    read = resources_for(statements, "secretsmanager:GetSecretValue")
+    expected = [*provider_secret_refs(template).values(), PGSTAC_SECRET]
+    assert sorted(map(json.dumps, read)) == sorted(map(json.dumps, expected))
+    assert not resources_for(statements, "secretsmanager:PutSecretValue")
+
+
+def test_raster_assumes_only_the_configured_roles(template: dict[str, Any]) -> None:
+    raster_id, _ = function(template, "raster_api.handler.handler")
+    assert resources_for(statements_of_role(template, raster_id), "sts:AssumeRole") == [PARTNER_ROLE]
+
+
+def test_raster_reads_only_the_default_providers_buckets(template: dict[str, Any]) -> None:
+    raster_id, _ = function(template, "raster_api.handler.handler")
+    statements = statements_of_role(template, raster_id)
+    assert sorted(resources_for(statements, "s3:GetObject")) == [
+        "arn:aws:s3:::own-archive-*/*",
+        "arn:aws:s3:::own-data/*",
+    ]
+    assert sorted(resources_for(statements, "s3:ListBucket")) == ["arn:aws:s3:::own-archive-*", "arn:aws:s3:::own-data"]
+    s3_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")}
+    assert s3_actions == {"s3:GetObject", "s3:ListBucket"}
+
+
+def test_no_policy_grants_every_resource(template: dict[str, Any]) -> None:
+    documents = [p["Properties"]["PolicyDocument"] for p in resources(template, "AWS::IAM::Policy").values()]
+    for role in resources(template, "AWS::IAM::Role").values():
+        documents += [p["PolicyDocument"] for p in role["Properties"].get("Policies", [])]
+    wildcard = [s for d in documents for s in d["Statement"] if "*" in as_list(s["Resource"])]
+    assert wildcard == []
+
+
+# --- environment ------------------------------------------------------------------------------------------------
+
+
+def test_raster_environment_carries_providers_and_no_secrets(template: dict[str, Any]) -> None:
+    _, raster = function(template, "raster_api.handler.handler")
+    env = raster["Properties"]["Environment"]["Variables"]
+    assert set(env) == {"PROVIDERS_CONFIG", "RASTER_API_CORS_ORIGINS", "PGSTAC_SECRET_ID"}
+    providers = {p["name"]: p for p in json.loads(env["PROVIDERS_CONFIG"])}
+    assert list(providers) == [p["name"] for p in PROVIDERS]
+    assert providers["daac-a"]["secret_id"] == "dev/raster/providers/daac-a"
+    assert providers["partner"]["role_arn"] == PARTNER_ROLE
+    assert env["PGSTAC_SECRET_ID"] == PGSTAC_SECRET
+    assert json.loads(env["RASTER_API_CORS_ORIGINS"]) == ["*"]
+
+
+def test_no_lambda_sets_aws_variables_or_credentials(template: dict[str, Any]) -> None:
+    for fn in resources(template, "AWS::Lambda::Function").values():
+        env = fn["Properties"].get("Environment", {}).get("Variables", {})
+        assert not [k for k in env if k.startswith("AWS_")]
+        assert not [k for k in env if any(w in k for w in ("PASSWORD", "TOKEN", "USERNAME", "SECRET_ACCESS"))]
+
+
+def test_rotator_environment_names_the_login_secret_and_earthdata_providers(template: dict[str, Any]) -> None:
+    _, rotator = function(template, "credential_rotator.handler.handler")
+    env = rotator["Properties"]["Environment"]["Variables"]
+    assert env["EARTHDATA_LOGIN_SECRET_ID"] == LOGIN_SECRET
+    assert env["EARTHDATA_URL"] == "https://urs.earthdata.nasa.gov"
+    assert [p["secret_id"] for p in json.loads(env["PROVIDERS_CONFIG"])] == [
+        "dev/raster/providers/daac-a",
+        "dev/raster/providers/daac-b",
+    ]
+
+
+def test_raster_lambda_runs_python_312_with_configured_size(template: dict[str, Any]) -> None:
+    _, raster = function(template, "raster_api.handler.handler")
+    props = raster["Properties"]
+    assert (props["Runtime"], props["Architectures"], props["MemorySize"], props["Timeout"]) == (
+        "python3.12",
+        ["x86_64"],
+        2048,
+        25,
+    )
+
+
+# --- network ----------------------------------------------------------------------------------------------------
+
+
+def test_new_vpc_uses_the_configured_cidr_and_nat(template: dict[str, Any]) -> None:
+    (vpc,) = resources(template, "AWS::EC2::VPC").values()
+    assert vpc["Properties"]["CidrBlock"] == "10.42.0.0/16"
+    assert len(resources(template, "AWS::EC2::NatGateway")) == 1
+    assert resources(template, "AWS::EC2::FlowLog")
+    for handler in ("raster_api.handler.handler", "credential_rotator.handler.handler"):
+        subnets = function(template, handler)[1]["Properties"]["VpcConfig"]["SubnetIds"]
+        assert subnets and all("privateSubnet" in s["Ref"] for s in subnets)
+
+
+def test_existing_vpc_is_used_without_creating_one(tmp_path: Path) -> None:
+    config = settings(
+        vpc_id="vpc-0abc",
+        private_subnet_ids=["subnet-1", "subnet-2"],
+        availability_zones=["us-west-2a", "us-west-2b"],
+        architecture="arm64",
+        snap_start=True,
+    )
+    template = synth(config, tmp_path)
+    assert not resources(template, "AWS::EC2::VPC")
+    assert not resources(template, "AWS::EC2::NatGateway")
+    _, raster = function(template, "raster_api.handler.handler")
+    assert raster["Properties"]["VpcConfig"]["SubnetIds"] == ["subnet-1", "subnet-2"]
+    assert raster["Properties"]["Architectures"] == ["arm64"]
+    assert raster["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    # With SnapStart the API must call a published version (through the alias), not $LATEST.
+    (alias,) = resources(template, "AWS::Lambda::Alias").values()
+    (integration,) = resources(template, "AWS::ApiGatewayV2::Integration").values()
+    alias_id = next(iter(resources(template, "AWS::Lambda::Alias")))
+    assert alias["Properties"]["Name"] == "live"
+    assert alias_id in json.dumps(integration["Properties"]["IntegrationUri"])
+
+
+def test_existing_vpc_needs_its_subnets() -> None:
+    with pytest.raises(ValidationError, match="private_subnet_ids"):
+        settings(vpc_id="vpc-0abc")
+
+
+# --- region guard -----------------------------------------------------------------------------------------------
+
+
+def test_earthdata_provider_outside_us_west_2_is_refused_by_name() -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings(region="eu-west-1")
+    message = str(caught.value)
+    assert "'daac-a'" in message and "'daac-b'" in message and "us-west-2" in message and "eu-west-1" in message
+
+
+def test_other_regions_are_fine_without_earthdata_providers() -> None:
+    others = [p for p in PROVIDERS if p["kind"] != "earthdata"]
+    config = settings(region="eu-west-1", providers_config=json.dumps(others), earthdata_login_secret=None)
+    assert config.region == "eu-west-1" and not config.earthdata_providers
+
+
+def test_settings_come_from_deploy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOY_STAGE", "prod")
+    monkeypatch.setenv("DEPLOY_PROVIDERS_CONFIG", json.dumps(PROVIDERS))
+    monkeypatch.setenv("DEPLOY_EARTHDATA_LOGIN_SECRET", LOGIN_SECRET)
+    monkeypatch.setenv("DEPLOY_CORS_ORIGINS", '["https://maps.example.org"]')
+    monkeypatch.setenv("DEPLOY_ARCHITECTURE", "arm64")
+    config = DeploySettings(_env_file=None)  # type: ignore[call-arg]
+    assert (config.stack_name, config.cors_origins, config.architecture) == (
+        "raster-tiler-prod",
+        ["https://maps.example.org"],
+        "arm64",
+    )
+
+
+# --- alarms and outputs -----------------------------------------------------------------------------------------
+
+
+def test_alarms_reach_the_topic(template: dict[str, Any]) -> None:
+    alarms = list(resources(template, "AWS::CloudWatch::Alarm").values())
+    topic_id = next(iter(resources(template, "AWS::SNS::Topic")))
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
+    (subscription,) = resources(template, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Endpoint"] == "ops@example.org"
+    names = {a["Properties"].get("MetricName") for a in alarms}
+    assert "Errors" in names  # rotator failures
+    assert any("Metrics" in a["Properties"] for a in alarms)  # 5xx rate (math expression)
+
+
+def test_each_earthdata_provider_has_an_expiry_alarm(template: dict[str, Any]) -> None:
+    expiry = [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "SecondsUntilExpiry"
+    ]
+    assert {a["Namespace"] for a in expiry} == {"RasterTiler/CredentialRotator"}
+    assert sorted(a["Dimensions"][0]["Value"] for a in expiry) == ["daac-a", "daac-b"]
+    assert all(a["ComparisonOperator"] == "LessThanThreshold" and a["Threshold"] == 1200 for a in expiry)
+
+
+def test_outputs_name_the_api_the_rotator_and_the_secrets(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert {"ApiUrl", "RotatorFunctionName", "ProviderSecretNames", "AlarmTopicArn"} <= set(outputs)
+    assert json.loads(outputs["ProviderSecretNames"]["Value"]) == {
+        "daac-a": "dev/raster/providers/daac-a",
+        "daac-b": "dev/raster/providers/daac-b",
+    }
+
+
+# --- cdk-nag ----------------------------------------------------------------------------------------------------
+
+
+def test_cdk_nag_has_no_unacknowledged_finding(
+    template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # The module fixture synthesized with AwsSolutionsChecks: reaching here means no finding failed the synth.
+    assert template["Resources"]
+
+
+def test_cdk_nag_fails_the_synth_on_a_new_finding(tmp_path: Path) -> None:
+    def add_plain_topic(stack: Any) -> None:
+        sns.Topic(stack, "UnencryptedTopic")
+
+    with pytest.raises(Exception, match="ValidationFailed") as caught:
+        synth(settings(), tmp_path, tamper=add_plain_topic)
+    assert "AwsSolutions-SNS3" in str(caught.value) and "UnencryptedTopic" in str(caught.value)
+
+
+# --- packaging --------------------------------------------------------------------------------------------------
+
+
+def test_oversized_bundle_is_refused_with_its_largest_entries(tmp_path: Path) -> None:
+    (tmp_path / "bigpkg").mkdir()
+    (tmp_path / "bigpkg" / "blob.so").write_bytes(b"\0" * 3 * 2**20)
+    (tmp_path / "small.py").write_text("x = 1\n")
+    with pytest.raises(
+        BundleError, match=r"raster-api Lambda bundle is 3 MB unzipped, over Lambda's 2 MB limit.*bigpkg 3 MB"
+    ):
+        check_size(tmp_path, "raster-api", limit=2 * 2**20)
+
+
+@pytest.fixture(autouse=True)
+def _no_aws_profile(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    yield
