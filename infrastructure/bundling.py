@@ -270,7 +270,14 @@ def copy_tree(source: Path, destination: Path) -> None:
         except OSError:
             shutil.copy2(src, dst)
 
-    shutil.copytree(source, destination, copy_function=link_or_copy, dirs_exist_ok=True, symlinks=True)
+    shutil.copytree(
+        source,
+        destination,
+        copy_function=link_or_copy,
+        dirs_exist_ok=True,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(*STRIPPED_DIRS),
+    )
 
 
 @jsii.implements(ILocalBundling)

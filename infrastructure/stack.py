@@ -124,6 +124,14 @@ class RasterTilerStack(Stack):
             Tags.of(self).add(key, value)
         acknowledge_findings(self.raster, self.rotator, self.secrets, default_buckets(settings.providers))
 
+    @property
+    def availability_zones(self) -> list[str]:
+        """The configured AZs when given: CDK then never looks them up (no AWS call at synth)."""
+        configured = getattr(self, "settings", None)
+        if configured is not None and configured.availability_zones:
+            return list(configured.availability_zones)
+        return list(super().availability_zones)
+
     def _deployed_provider(self, provider: Provider) -> Provider:
         """The provider as the Lambdas see it: an earthdata `secret_id` names the secret this stack created."""
         if provider.kind is not ProviderKind.EARTHDATA:

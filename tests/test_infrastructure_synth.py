@@ -1,0 +1,127 @@
+"""`npx cdk synth` as ops run it (real CLI, real pip bundling, no Docker, no AWS), then each bundled Lambda asset
+is imported by a clean interpreter that sees only the asset directory and the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_PROVIDERS = REPO / "infrastructure" / "providers.example.yaml"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (REPO / "node_modules" / ".bin" / "cdk").exists(), reason="CDK CLI not installed (npm)"),
+]
+
+
+def cdk_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOY_", "CDK_"))}
+    env.update(
+        JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        # Explicit account and AZs: nothing to look up, no credentials needed.
+        DEPLOY_ACCOUNT="123456789012",
+        DEPLOY_REGION="us-west-2",
+        DEPLOY_AVAILABILITY_ZONES='["us-west-2a", "us-west-2b"]',
+        DEPLOY_PROVIDERS_CONFIG=str(EXAMPLE_PROVIDERS),
+        DEPLOY_EARTHDATA_LOGIN_SECRET="raster-tiler/earthdata-login",
+        DEPLOY_ALARM_EMAIL="ops@example.org",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cdk.out")
+    npx = shutil.which("npx")
+    assert npx, "node's npx is needed"
+    result = subprocess.run(
+        [npx, "cdk", "synth", "--no-lookups", "--quiet", "--no-notices", "--output", str(out)],
+        cwd=REPO,
+        env=cdk_env(),
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out
+
+
+def lambda_assets(assembly: Path) -> dict[str, tuple[Path, dict[str, str]]]:
+    """handler -> (asset directory, environment) for every Python Lambda in the synthesized template."""
+    (template_file,) = assembly.glob("raster-tiler-*.template.json")
+    template: dict[str, Any] = json.loads(template_file.read_text())
+    assets = {}
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::Function" and str(props.get("Runtime", "")).startswith("python"):
+            asset = props["Code"]["S3Key"].removesuffix(".zip")
+            assets[props["Handler"]] = (assembly / f"asset.{asset}", props.get("Environment", {}).get("Variables", {}))
+    return assets
+
+
+def import_in_clean_interpreter(asset: Path, module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`-I -S -B`: no site-packages, no user site, no PYTHONPATH, no bytecode written; only the asset is added."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import importlib; "
+        "m = importlib.import_module(sys.argv[2]); "
+        "assert callable(m.handler); print(sorted(p for p in sys.path if p == sys.argv[1]))"
+    )
+    clean_env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_REGION": "us-west-2",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", code, str(asset), module],
+        cwd=asset,
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_synth_bundles_both_lambdas_without_docker(cloud_assembly: Path) -> None:
+    assets = lambda_assets(cloud_assembly)
+    assert set(assets) == {"raster_api.handler.handler", "credential_rotator.handler.handler"}
+    for asset, _ in assets.values():
+        assert asset.is_dir()
+        assert not list(asset.rglob("__pycache__"))
+
+
+def test_rotator_asset_ships_no_titiler_or_gdal(cloud_assembly: Path) -> None:
+    asset, _ = lambda_assets(cloud_assembly)["credential_rotator.handler.handler"]
+    shipped = {p.name for p in asset.iterdir()}
+    assert {"credential_rotator", "providers", "requests", "pydantic"} <= shipped
+    assert not shipped & {"titiler", "rasterio", "rasterio.libs", "fastapi", "raster_api"}
+
+
+def test_rotator_handler_imports_from_its_asset_alone(cloud_assembly: Path) -> None:
+    asset, env = lambda_assets(cloud_assembly)["credential_rotator.handler.handler"]
+    result = import_in_clean_interpreter(asset, "credential_rotator.handler", env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_raster_handler_imports_from_its_asset_alone(cloud_assembly: Path) -> None:
+    asset, env = lambda_assets(cloud_assembly)["raster_api.handler.handler"]
+    result = import_in_clean_interpreter(asset, "raster_api.handler", env)
+    assert result.returncode == 0, result.stderr[-3000:]
