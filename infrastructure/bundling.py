@@ -258,7 +258,16 @@ def build_bundle(bundle: LambdaBundle, cache_dir: Path, root: Path = REPO_ROOT) 
     size = check_size(work, bundle.name)
     print(f"[bundling] {bundle.name}: {size / 2**20:.0f} MB unzipped")
     work.rename(final)
+    prune_cache(cache_dir, bundle.name, keep=final)
     return final
+
+
+def prune_cache(cache_dir: Path, name: str, keep: Path, kept: int = 2) -> None:
+    """Drop all but the `kept` most recent bundles of `name` (a raster bundle is ~200 MB)."""
+    bundles = [p for p in cache_dir.glob(f"{name}-*") if p.is_dir() and ".tmp-" not in p.name and p != keep]
+    bundles.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in bundles[kept - 1 :]:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def copy_tree(source: Path, destination: Path) -> None:

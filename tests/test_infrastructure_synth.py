@@ -19,6 +19,7 @@ EXAMPLE_PROVIDERS = REPO / "infrastructure" / "providers.example.yaml"
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(600),
     pytest.mark.skipif(not (REPO / "node_modules" / ".bin" / "cdk").exists(), reason="CDK CLI not installed (npm)"),
 ]
 
