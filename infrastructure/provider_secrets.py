@@ -10,8 +10,6 @@ from aws_cdk import RemovalPolicy, SecretValue
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from providers import Provider
-
 # Not an S3Credentials document, so readers report "credentials not available yet" instead of using it.
 PLACEHOLDER = '{"status": "waiting for the first credential rotation"}'
 
@@ -33,9 +31,3 @@ class ProviderSecrets(Construct):
                 removal_policy=RemovalPolicy.DESTROY,
             )
             self.secrets[provider] = secret
-
-    @classmethod
-    def for_providers(
-        cls, scope: Construct, construct_id: str, providers: list[Provider], prefix: str = ""
-    ) -> ProviderSecrets:
-        return cls(scope, construct_id, names={p.name: f"{prefix}{p.secret_id}" for p in providers})

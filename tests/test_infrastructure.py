@@ -27,6 +27,8 @@ from infrastructure.config import DeploySettings  # noqa: E402
 LOGIN_SECRET = "raster-tiler/earthdata-login"
 PGSTAC_SECRET = "arn:aws:secretsmanager:us-west-2:123456789012:secret:pgstac/conn-AbCdEf"
 PARTNER_ROLE = "arn:aws:iam::111122223333:role/raster-tiler-reader"
+CERTIFICATE = "arn:aws:acm:us-west-2:123456789012:certificate/0b1c2d3e-0000-4000-8000-000000000000"
+OPS_TOPIC = "arn:aws:sns:us-west-2:123456789012:ops-alarms"
 PROVIDERS = [
     {
         "name": "daac-a",
@@ -258,13 +260,17 @@ def test_new_vpc_uses_the_configured_cidr_and_nat(template: dict[str, Any]) -> N
         assert subnets and all("privateSubnet" in s["Ref"] for s in subnets)
 
 
-def test_existing_vpc_is_used_without_creating_one(tmp_path: Path) -> None:
+def test_existing_vpc_arm64_snapstart_domain_and_topic(tmp_path: Path) -> None:
     config = settings(
         vpc_id="vpc-0abc",
         private_subnet_ids=["subnet-1", "subnet-2"],
         availability_zones=["us-west-2a", "us-west-2b"],
         architecture="arm64",
         snap_start=True,
+        domain_name="tiles.example.org",
+        certificate_arn=CERTIFICATE,
+        alarm_email=None,
+        alarm_topic_arn=OPS_TOPIC,
     )
     template = synth(config, tmp_path)
     assert not resources(template, "AWS::EC2::VPC")
@@ -279,6 +285,15 @@ def test_existing_vpc_is_used_without_creating_one(tmp_path: Path) -> None:
     alias_id = next(iter(resources(template, "AWS::Lambda::Alias")))
     assert alias["Properties"]["Name"] == "live"
     assert alias_id in json.dumps(integration["Properties"]["IntegrationUri"])
+    # Custom domain mapped to the API; alarms go to the existing topic (no new topic or key).
+    (domain,) = resources(template, "AWS::ApiGatewayV2::DomainName").values()
+    assert domain["Properties"]["DomainName"] == "tiles.example.org"
+    assert domain["Properties"]["DomainNameConfigurations"][0]["CertificateArn"] == CERTIFICATE
+    assert resources(template, "AWS::ApiGatewayV2::ApiMapping")
+    assert template["Outputs"]["ApiUrl"]["Value"] == "https://tiles.example.org/"
+    assert not resources(template, "AWS::SNS::Topic") and not resources(template, "AWS::KMS::Key")
+    alarms = resources(template, "AWS::CloudWatch::Alarm").values()
+    assert alarms and all(a["Properties"]["AlarmActions"] == [OPS_TOPIC] for a in alarms)
 
 
 def test_existing_vpc_needs_its_subnets() -> None:
