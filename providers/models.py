@@ -12,7 +12,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from providers.s3 import bucket_matches, is_glob, match_specificity
@@ -84,7 +83,12 @@ def _read_raw(value: str) -> Any:
         raise ProvidersConfigError(f"PROVIDERS_CONFIG is neither inline JSON nor a readable file: {text[:80]!r}")
     content = path.read_text()
     if path.suffix.lower() in {".yaml", ".yml"}:
-        return yaml.safe_load(content)
+        import yaml  # only for YAML files: keeps it out of every Lambda cold start
+
+        try:
+            return yaml.safe_load(content)
+        except yaml.YAMLError as exc:
+            raise ProvidersConfigError(f"PROVIDERS_CONFIG file {path} is not valid YAML: {exc}") from None
     return json.loads(content)
 
 
@@ -108,8 +112,8 @@ def load_providers(value: str | None) -> list[Provider]:
         raise ProvidersConfigError("PROVIDERS_CONFIG is not set")
     try:
         raw = _read_raw(value)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ProvidersConfigError(f"PROVIDERS_CONFIG is not valid JSON/YAML: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ProvidersConfigError(f"PROVIDERS_CONFIG is not valid JSON: {exc}") from None
     return parse_providers(raw)
 
 

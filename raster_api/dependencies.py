@@ -10,6 +10,8 @@ since they were cached, or GDAL may still hold a 403 cached under the path.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -17,10 +19,13 @@ from typing import Annotated, Any
 import morecantile
 import morecantile.errors
 from fastapi import Depends, Query, Request, Response
+from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
-from pydantic import Field
+from pydantic import Field, ValidationError
 from rasterio.errors import RasterioIOError
 from starlette.concurrency import run_in_threadpool
+from titiler.core.algorithm import BaseAlgorithm
+from titiler.core.algorithm import algorithms as default_algorithms
 from titiler.core.dependencies import PartFeatureParams
 from titiler.core.errors import BadRequestError
 
@@ -64,13 +69,20 @@ def ProviderEnvironment(request: Request, read: Annotated[ResolvedRead, Depends(
     return get_router(request).gdal_env(read.provider)
 
 
+@functools.lru_cache(maxsize=64)
+def _tile_matrix_set(identifier: str) -> morecantile.TileMatrixSet:
+    """`morecantile.tms.get` deep-copies the TMS on every call (a measurable share of a tile's time); the check
+    below only reads it, so one copy per TMS is kept."""
+    return morecantile.tms.get(identifier)
+
+
 def valid_tile(request: Request) -> None:
     """Router dependency: tile coordinates outside the tile matrix are a 400, not an empty 200 tile."""
     params = request.path_params
     if not {"tileMatrixSetId", "z", "x", "y"} <= params.keys():
         return
     try:
-        tms = morecantile.tms.get(params["tileMatrixSetId"])
+        tms = _tile_matrix_set(params["tileMatrixSetId"])
         tile = morecantile.Tile(int(params["x"]), int(params["y"]), int(params["z"]))
     except (morecantile.errors.InvalidIdentifier, ValueError):
         return  # the endpoint's own validation answers 422
@@ -113,6 +125,8 @@ def bounded_output(request: Request) -> None:
         size = _number(values.get(name))
         if size is not None and size > limit:
             raise BadRequestError(f"{name}={values[name]} exceeds the maximum image size of {limit} pixels")
+        if size is not None and size < 1:
+            raise BadRequestError(f"{name}={values[name]} must be at least 1 pixel")
     buffer = _number(values.get("buffer"))
     if buffer is not None and (_number(values.get("tilesize")) or 512) + 2 * buffer > limit:
         raise BadRequestError(f"buffer={values['buffer']} makes tiles larger than {limit} pixels")
@@ -123,6 +137,65 @@ def bounded_output(request: Request) -> None:
     bins = _number(values.get("histogram_bins"))
     if bins is not None and bins > MAX_HISTOGRAM_BINS:
         raise BadRequestError(f"histogram_bins may not exceed {MAX_HISTOGRAM_BINS}")
+    _check_ranges(request)
+
+
+def _check_ranges(request: Request) -> None:
+    """`histogram_range=min,max` and a `/bbox` path need min < max (numpy and GDAL fail on them with a 500)."""
+    histogram_range = request.query_params.get("histogram_range")
+    if histogram_range:
+        bounds = [_number(part) for part in histogram_range.split(",")]
+        if len(bounds) == 2 and None not in bounds and not bounds[0] < bounds[1]:  # type: ignore[operator]
+            raise BadRequestError(f"histogram_range={histogram_range}: min must be below max")
+    path = request.path_params
+    if {"minx", "miny", "maxx", "maxy"} <= path.keys():
+        minx, miny, maxx, maxy = (_number(path[name]) for name in ("minx", "miny", "maxx", "maxy"))
+        if None not in (minx, miny, maxx, maxy) and not (minx < maxx and miny < maxy):  # type: ignore[operator]
+            raise BadRequestError(f"bbox {minx},{miny},{maxx},{maxy} is empty: min must be below max on both axes")
+
+
+# pgstac search limits: a negative or absurd value reaches PostgreSQL as an integer it cannot hold.
+SEARCH_LIMITS = {"scan_limit": 100_000, "items_limit": 10_000, "time_limit": 60}
+
+
+def valid_query(request: Request) -> None:
+    """Router dependency: empty asset names and out-of-range pgstac search limits are a 400 (rio-tiler and pgstac
+    answer them with a ValueError or a database error, i.e. a 500)."""
+    if any(not name.strip() for name in request.query_params.getlist("assets")):
+        raise BadRequestError("assets must not contain an empty asset name")
+    for name, maximum in SEARCH_LIMITS.items():
+        value = _number(request.query_params.get(name))
+        if value is not None and not 0 < value <= maximum:
+            raise BadRequestError(f"{name}={request.query_params[name]} must be between 1 and {maximum}")
+
+
+# Every data router runs these before its endpoint (the COG, mosaic, item and colormap routers).
+REQUEST_GUARDS: list[DependsParam] = [Depends(valid_tile), Depends(bounded_output), Depends(valid_query)]
+
+
+def post_process(
+    algorithm: Annotated[
+        str | None,
+        Query(description="Algorithm name", json_schema_extra={"enum": sorted(default_algorithms.list())}),
+    ] = None,
+    algorithm_params: Annotated[str | None, Query(description="Algorithm parameters (a JSON object)")] = None,
+) -> BaseAlgorithm | None:
+    """`process_dependency`: titiler's, except that parameters which are not a JSON object (`null`, `[1]`) or
+    that the algorithm rejects are a 400 naming the algorithm, where titiler answers 500."""
+    if not algorithm:
+        return None
+    if algorithm not in default_algorithms.list():
+        raise BadRequestError(f"unknown algorithm {algorithm!r}; known: {', '.join(sorted(default_algorithms.list()))}")
+    try:
+        params = json.loads(algorithm_params) if algorithm_params else {}
+    except json.JSONDecodeError:
+        raise BadRequestError("algorithm_params is not valid JSON") from None
+    if not isinstance(params, dict):
+        raise BadRequestError(f"algorithm_params for {algorithm!r} must be a JSON object")
+    try:
+        return default_algorithms.get(algorithm)(**params)
+    except (ValidationError, TypeError) as exc:
+        raise BadRequestError(f"invalid algorithm_params for {algorithm!r}: {exc}") from None
 
 
 class ProviderRetryRoute(APIRoute):

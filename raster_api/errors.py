@@ -153,11 +153,23 @@ _FAILURE_MARKERS: tuple[tuple[S3Failure, tuple[str, ...]], ...] = (
 )
 
 
+def error_text(exc: BaseException) -> str:
+    """The message of `exc` and of the errors it was raised from: rasterio's "Read failed. See previous exception"
+    keeps GDAL's actual words in the cause."""
+    parts, seen = [], set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts.append(str(current))
+        current = current.__cause__ or current.__context__
+    return " | ".join(parts)
+
+
 def classify_s3_failure(exc: BaseException) -> S3Failure | None:
     """Classify a rasterio/GDAL read error; None when it is not an I/O error at all."""
     if not isinstance(exc, RasterioIOError):
         return None
-    text = str(exc)
+    text = error_text(exc)
     for failure, markers in _FAILURE_MARKERS:
         if any(marker in text for marker in markers):
             return failure
@@ -181,6 +193,19 @@ def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterA
     if failure is S3Failure.BAD_CREDENTIALS:
         return CredentialsRejected(f"S3 rejected the credentials of provider {provider!r} reading {url}")
     return UpstreamReadError(f"reading {url} with provider {provider!r} failed")
+
+
+TOO_SMALL = "the requested area maps to no pixel of the dataset"
+# GDAL's words for a bbox/feature window that rounds to no pixel (or overflows, for absurd coordinates).
+BAD_WINDOW_MARKERS = ("Wrong values in DstRect", "Invalid dataset dimensions", "Access window out of range")
+
+
+def _raised_in(exc: BaseException, path_suffix: str) -> bool:
+    """Whether the innermost frame of `exc`'s traceback is in a file ending with `path_suffix`."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith(path_suffix)
 
 
 def _request_id(request: Request) -> str | None:
@@ -212,6 +237,8 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
         return handler
 
     def read_error(request: Request, exc: Exception) -> JSONResponse:
+        if any(marker in error_text(exc) for marker in BAD_WINDOW_MARKERS):
+            return _json_error(request, status.HTTP_400_BAD_REQUEST, TOO_SMALL)
         read = request.scope.get("state", {}).get("raster_read")
         provider = read.provider.name if read is not None else "unknown"
         url = read.location.url if read is not None else "the dataset"
@@ -240,6 +267,11 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
             return _json_error(request, status.HTTP_400_BAD_REQUEST, "the requested area has no extent")
         return unexpected(request, exc)
 
+    def zero_division(request: Request, exc: Exception) -> JSONResponse:
+        if _raised_in(exc, "rio_tiler/utils.py"):  # output size of a window with zero width or height
+            return _json_error(request, status.HTTP_400_BAD_REQUEST, TOO_SMALL)
+        return unexpected(request, exc)
+
     def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
         return _json_error(request, status.HTTP_500_INTERNAL_SERVER_ERROR, "internal server error")
@@ -250,6 +282,7 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
     app.add_exception_handler(RasterioIOError, read_error)
     app.add_exception_handler(IndexError, index_error)
     app.add_exception_handler(TypeError, type_error)
+    app.add_exception_handler(ZeroDivisionError, zero_division)
     app.add_exception_handler(RasterioError, unexpected)
     app.add_exception_handler(CPLE_BaseError, gdal_error)
     app.add_exception_handler(rt.RioTilerError, rio_tiler_error)

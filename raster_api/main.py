@@ -11,7 +11,7 @@ import logging
 import os
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
 from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 from starlette_cramjam.middleware import CompressionMiddleware
@@ -20,13 +20,13 @@ from titiler.core.middleware import CacheControlMiddleware
 from titiler.extensions import cogValidateExtension, wmtsExtension
 
 from raster_api.dependencies import (
+    REQUEST_GUARDS,
     BoundedPartParams,
     DatasetPath,
     ProviderEnvironment,
     ProviderRetryRoute,
     ProviderRouterDep,
-    bounded_output,
-    valid_tile,
+    post_process,
 )
 from raster_api.errors import UnknownProvider, add_exception_handlers
 from raster_api.middleware import AccessLogMiddleware
@@ -142,17 +142,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.enabled_parts = {"cog": True, "pgstac": False}
 
     cog = TilerFactory(
-        router=APIRouter(route_class=ProviderRetryRoute, dependencies=[Depends(valid_tile), Depends(bounded_output)]),
+        router=APIRouter(route_class=ProviderRetryRoute, dependencies=REQUEST_GUARDS),
         router_prefix="/cog",
         path_dependency=DatasetPath,
         environment_dependency=ProviderEnvironment,
+        process_dependency=post_process,
         img_part_dependency=BoundedPartParams,
         extensions=[cogValidateExtension(), wmtsExtension()],
     )
     app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
     app.include_router(TMSFactory().router, tags=["Tiling Schemes"])
     app.include_router(AlgorithmFactory().router, tags=["Algorithms"])
-    app.include_router(ColorMapFactory().router, tags=["ColorMaps"])
+    app.include_router(ColorMapFactory(router=APIRouter(dependencies=REQUEST_GUARDS)).router, tags=["ColorMaps"])
     app.include_router(_providers_router())
 
     # --- publisher viewer at `/` and pre-signed downloads (owned by the local stack/viewer part) -------------------

@@ -31,7 +31,7 @@ from typing import Annotated, Any
 import jinja2
 import psycopg
 from cql2 import Expr
-from fastapi import FastAPI, Query
+from fastapi import APIRouter, FastAPI, Query
 from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -53,6 +53,7 @@ from titiler.pgstac.extensions import searchInfoExtension
 from titiler.pgstac.factory import MosaicTilerFactory, add_search_list_route, add_search_register_route
 
 from providers.aws import client as aws_client
+from raster_api.dependencies import REQUEST_GUARDS, post_process
 from raster_api.stac_reader import (
     COLLECTION_PROVIDER_FIELD,
     AssetRouting,
@@ -337,6 +338,8 @@ def _mosaic_factory(
     environment: Callable[[], dict[str, Any]],
 ) -> MosaicTilerFactory:
     return MosaicTilerFactory(
+        router=APIRouter(dependencies=REQUEST_GUARDS),
+        process_dependency=post_process,
         path_dependency=path_dependency,
         router_prefix=prefix,
         dataset_reader=RoutedMosaicItemReader,
@@ -426,6 +429,8 @@ def register(
     app.include_router(collections.router, tags=[TAGS_COLLECTION], prefix="/collections/{collection_id}")
 
     items = MultiBaseTilerFactory(
+        router=APIRouter(dependencies=REQUEST_GUARDS),
+        process_dependency=post_process,
         reader=RoutedItemReader,
         reader_dependency=routing,
         environment_dependency=environment,

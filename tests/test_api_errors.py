@@ -91,6 +91,15 @@ def test_tile_outside_the_dataset_is_404(api_client, sample_urls):
         ("/cog/statistics", {"p": "200"}),
         (tile_path(), {"nodata": "nan"}),
         ("/cog/bbox/10,10,-10,-10.png", {}),
+        ("/cog/preview.png", {"algorithm": "hillshade", "algorithm_params": "null"}),
+        ("/cog/preview.png", {"algorithm": "hillshade", "algorithm_params": "[1, 2]"}),
+        ("/cog/preview.png", {"algorithm": "hillshade", "algorithm_params": '{"azimuth": "north"}'}),
+        ("/cog/preview.png", {"algorithm": "no-such-algorithm"}),
+        ("/cog/preview.png", {"width": "-10"}),
+        ("/colorMaps/viridis", {"format": "png", "height": "-120"}),
+        ("/colorMaps/viridis", {"format": "png", "width": "0"}),
+        ("/cog/statistics", {"histogram_range": "10,-5"}),
+        ("/cog/bbox/-120.0,34.0,-119.0,34.0.tif", {}),
     ],
 )
 def test_bad_tile_parameters_are_4xx(api_client, sample_urls, path, params):
@@ -128,6 +137,22 @@ def test_feature_that_is_not_a_polygon_is_400(api_client, sample_urls):
     line = {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-119.5, 34.5]}}
     response = api_client.post("/cog/feature.png", params={"url": sample_urls[OWN_BUCKET]}, json=line)
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_feature_with_absurd_coordinates_is_400(api_client, sample_urls):
+    ring = [[-119.5, 34.5], [1e300, 34.5], [1e300, 1e300], [-119.5, 34.5]]
+    feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    for path in ("/cog/feature.png", "/cog/statistics"):
+        response = api_client.post(path, params={"url": sample_urls[OWN_BUCKET]}, json=feature)
+        assert response.status_code == 400, (path, response.status_code, response.text)
+        assert response.json()["detail"] == "the requested area maps to no pixel of the dataset"
+
+
+def test_algorithm_params_that_are_not_an_object_name_the_algorithm(api_client, sample_urls):
+    params = {"url": sample_urls[OWN_BUCKET], "algorithm": "hillshade", "algorithm_params": "null"}
+    response = api_client.get("/cog/preview.png", params=params)
+    assert response.status_code == 400
+    assert response.json()["detail"] == "algorithm_params for 'hillshade' must be a JSON object"
 
 
 def test_object_that_is_not_a_raster_is_400(api_client, aws_world):

@@ -245,6 +245,35 @@ def test_unknown_item_is_404(client: TestClient) -> None:
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "words"),
+    [
+        ("/WebMercatorQuad/tilejson.json", {"assets": ""}, "empty asset name"),
+        ("/tiles/WebMercatorQuad/1024/1/1.png", {"assets": "data"}, "does not exist"),
+        ("/tiles/WebMercatorQuad/10/171/407.png", {"assets": "data", "scan_limit": "-5"}, "scan_limit"),
+        ("/tiles/WebMercatorQuad/10/171/407.png", {"assets": "data", "time_limit": "-120"}, "time_limit"),
+        ("/tiles/WebMercatorQuad/10/171/407.png", {"assets": "data", "buffer": "1e308"}, "larger than"),
+        (
+            "/tiles/WebMercatorQuad/10/171/407.png",
+            {"assets": "data", "algorithm": "hillshade", "algorithm_params": "null"},
+            "JSON object",
+        ),
+    ],
+)
+def test_bad_mosaic_parameters_are_400_naming_the_parameter(
+    client: TestClient, path: str, params: dict[str, str], words: str
+) -> None:
+    search_id = _register(client, ["own-east"])
+    response = client.get(f"/searches/{search_id}{path}", params=params)
+    assert response.status_code == 400, response.text
+    assert words in response.json()["detail"]
+
+
+def test_item_with_an_empty_asset_name_is_400(client: TestClient, stac_catalog: dict[str, str]) -> None:
+    response = client.get(f"/collections/own-east/items/{stac_catalog['own-east']}/info", params={"assets": ""})
+    assert response.status_code == 400, response.text
+
+
 def test_register_with_bad_cql2_is_400(client: TestClient) -> None:
     response = client.post(
         "/searches/register",
