@@ -159,8 +159,12 @@ SEARCH_LIMITS = {"scan_limit": 100_000, "items_limit": 10_000, "time_limit": 60}
 
 
 def valid_query(request: Request) -> None:
-    """Router dependency: empty asset names and out-of-range pgstac search limits are a 400 (rio-tiler and pgstac
+    """Router dependency: zooms beyond `MAX_ZOOM`, empty asset names and out-of-range pgstac search limits are a 400 (rio-tiler and pgstac
     answer them with a ValueError or a database error, i.e. a 500)."""
+    for name in ("minzoom", "maxzoom"):
+        zoom = _number(request.query_params.get(name))
+        if zoom is not None and not 0 <= zoom <= MAX_ZOOM:
+            raise BadRequestError(f"{name}={request.query_params[name]} must be between 0 and {MAX_ZOOM}")
     if any(not name.strip() for name in request.query_params.getlist("assets")):
         raise BadRequestError("assets must not contain an empty asset name")
     for name, maximum in SEARCH_LIMITS.items():

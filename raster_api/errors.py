@@ -267,8 +267,9 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
             return _json_error(request, status.HTTP_400_BAD_REQUEST, "the requested area has no extent")
         return unexpected(request, exc)
 
-    def zero_division(request: Request, exc: Exception) -> JSONResponse:
-        if _raised_in(exc, "rio_tiler/utils.py"):  # output size of a window with zero width or height
+    def window_arithmetic(request: Request, exc: Exception) -> JSONResponse:
+        # rio-tiler sizing a window of zero width (ZeroDivisionError) or of infinite size (OverflowError)
+        if _raised_in(exc, "rio_tiler/utils.py"):
             return _json_error(request, status.HTTP_400_BAD_REQUEST, TOO_SMALL)
         return unexpected(request, exc)
 
@@ -282,7 +283,8 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
     app.add_exception_handler(RasterioIOError, read_error)
     app.add_exception_handler(IndexError, index_error)
     app.add_exception_handler(TypeError, type_error)
-    app.add_exception_handler(ZeroDivisionError, zero_division)
+    app.add_exception_handler(ZeroDivisionError, window_arithmetic)
+    app.add_exception_handler(OverflowError, window_arithmetic)
     app.add_exception_handler(RasterioError, unexpected)
     app.add_exception_handler(CPLE_BaseError, gdal_error)
     app.add_exception_handler(rt.RioTilerError, rio_tiler_error)

@@ -35,7 +35,7 @@ from fastapi import APIRouter, FastAPI, Query
 from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
-from pydantic import ValidationError
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rasterio.session import AWSSession
 from starlette import status
@@ -226,7 +226,19 @@ def _validate_cql2(filter_expr: Any, lang: str | None) -> None:
         raise InvalidSearch(f"invalid CQL2 filter ({lang or 'cql2-json'}): {exc}") from None
 
 
-def search_params(body: model.RegisterMosaic) -> tuple[model.PgSTACSearch, model.Metadata]:
+class RegisterSearch(model.RegisterMosaic):
+    """titiler.pgstac's register body; an invalid `bbox` next to `intersects` is a 422 like any invalid field
+    (its validator reads the failed `bbox` and raises KeyError, a 500)."""
+
+    @field_validator("intersects")
+    @classmethod
+    def validate_spatial(cls, v: Any, info: ValidationInfo) -> Any:
+        if v and info.data.get("bbox"):
+            raise ValueError("intersects and bbox parameters are mutually exclusive")
+        return v
+
+
+def search_params(body: RegisterSearch) -> tuple[model.PgSTACSearch, model.Metadata]:
     """`POST /searches/register` body, with its CQL2 filter checked before it reaches pgstac."""
     if body.filter_expr is not None:
         _validate_cql2(body.filter_expr, body.filter_lang)

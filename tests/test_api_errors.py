@@ -99,6 +99,7 @@ def test_tile_outside_the_dataset_is_404(api_client, sample_urls):
         ("/colorMaps/viridis", {"format": "png", "height": "-120"}),
         ("/colorMaps/viridis", {"format": "png", "width": "0"}),
         ("/cog/statistics", {"histogram_range": "10,-5"}),
+        ("/cog/tiles/WebMercatorQuad", {"minzoom": "131891764528535", "maxzoom": "131891764528535"}),
         ("/cog/bbox/-120.0,34.0,-119.0,34.0.tif", {}),
     ],
 )
@@ -139,8 +140,15 @@ def test_feature_that_is_not_a_polygon_is_400(api_client, sample_urls):
     assert 400 <= response.status_code < 500, response.text
 
 
-def test_feature_with_absurd_coordinates_is_400(api_client, sample_urls):
-    ring = [[-119.5, 34.5], [1e300, 34.5], [1e300, 1e300], [-119.5, 34.5]]
+@pytest.mark.parametrize(
+    "ring",
+    [
+        [[-119.5, 34.5], [1e300, 34.5], [1e300, 1e300], [-119.5, 34.5]],
+        [[-119.5, 34.5], [-119.4, 34.5], [-119.4, 1e308], [-119.5, 34.5]],
+        [[-1e308, -1e308], [1e308, -1e308], [1e308, 1e308], [-1e308, -1e308]],
+    ],
+)
+def test_feature_with_absurd_coordinates_is_400(api_client, sample_urls, ring):
     feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
     for path in ("/cog/feature.png", "/cog/statistics"):
         response = api_client.post(path, params={"url": sample_urls[OWN_BUCKET]}, json=feature)

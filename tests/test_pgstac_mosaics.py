@@ -274,6 +274,12 @@ def test_item_with_an_empty_asset_name_is_400(client: TestClient, stac_catalog: 
     assert response.status_code == 400, response.text
 
 
+def test_register_with_an_invalid_bbox_next_to_intersects_is_a_client_error(client: TestClient) -> None:
+    point = {"type": "Point", "coordinates": [-119.5, 34.5]}
+    response = client.post("/searches/register", json={"intersects": point, "bbox": [1, 2, 3]})
+    assert response.status_code == 422, response.text
+
+
 def test_register_with_bad_cql2_is_400(client: TestClient) -> None:
     response = client.post(
         "/searches/register",
