@@ -248,13 +248,16 @@ def search_params(body: RegisterSearch) -> tuple[model.PgSTACSearch, model.Metad
 
 @functools.wraps(CollectionIdParams)
 def collection_search_id(*args: Any, **kwargs: Any) -> str:
-    """titiler.pgstac's collection dependency, with its filter errors answered 400 (it lets them become 500)."""
+    """titiler.pgstac's collection dependency, with its filter and query errors answered 400 (it lets them become
+    500)."""
     try:
         return CollectionIdParams(*args, **kwargs)
     except ValidationError as exc:
         # titiler.pgstac wraps the cql2 parser's message as the title of an error-less ValidationError.
         reason = exc.title if not exc.errors() else str(exc)
         raise InvalidSearch(f"invalid CQL2 filter: {reason}") from None
+    except json.JSONDecodeError as exc:  # `query` or a cql2-json `filter` that is not JSON
+        raise InvalidSearch(f"query/filter parameter is not valid JSON: {exc}") from None
 
 
 collection_search_id.__signature__ = inspect.signature(CollectionIdParams)  # type: ignore[attr-defined]

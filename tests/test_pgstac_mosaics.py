@@ -294,6 +294,13 @@ def test_collection_tile_with_bad_cql2_text_is_400(client: TestClient) -> None:
     assert "CQL2" in response.json()["detail"]
 
 
+def test_collection_tile_with_a_query_that_is_not_json_is_400(client: TestClient) -> None:
+    # Valid JSON as sent; titiler.pgstac URL-decodes it once more ("%22" becomes a quote) before parsing.
+    response = _tile(client, "/collections/own-east", params={"query": '{"title": {"eq": "%22"}}'})
+    assert response.status_code == 400, response.text
+    assert "not valid JSON" in response.json()["detail"]
+
+
 def test_search_list_shows_registered_searches(client: TestClient) -> None:
     search_id = _register(client, ["own-east", "daac-b-east"])
     response = client.get("/searches/", params={"limit": 100})
