@@ -198,6 +198,12 @@ def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterA
 TOO_SMALL = "the requested area maps to no pixel of the dataset"
 # GDAL's words for a bbox/feature window that rounds to no pixel (or overflows, for absurd coordinates).
 BAD_WINDOW_MARKERS = ("Wrong values in DstRect", "Invalid dataset dimensions", "Access window out of range")
+# Built-in errors rio-tiler raises on request parameters it does not check: (error, module raising it, detail).
+RIO_TILER_INPUT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
+    (ZeroDivisionError, "rio_tiler/utils.py", TOO_SMALL),  # sizing a window of zero width
+    (OverflowError, "rio_tiler/utils.py", TOO_SMALL),  # rounding a window of infinite size
+    (ValueError, "rio_tiler/expression.py", "invalid expression: {exc}"),  # e.g. `blocksize` read as band "b<locksize>"
+)
 
 
 def _raised_in(exc: BaseException, path_suffix: str) -> bool:
@@ -267,10 +273,10 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
             return _json_error(request, status.HTTP_400_BAD_REQUEST, "the requested area has no extent")
         return unexpected(request, exc)
 
-    def window_arithmetic(request: Request, exc: Exception) -> JSONResponse:
-        # rio-tiler sizing a window of zero width (ZeroDivisionError) or of infinite size (OverflowError)
-        if _raised_in(exc, "rio_tiler/utils.py"):
-            return _json_error(request, status.HTTP_400_BAD_REQUEST, TOO_SMALL)
+    def rio_tiler_input(request: Request, exc: Exception) -> JSONResponse:
+        for exc_class, module, detail in RIO_TILER_INPUT_ERRORS:
+            if isinstance(exc, exc_class) and _raised_in(exc, module):
+                return _json_error(request, status.HTTP_400_BAD_REQUEST, detail.format(exc=exc))
         return unexpected(request, exc)
 
     def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -283,8 +289,8 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
     app.add_exception_handler(RasterioIOError, read_error)
     app.add_exception_handler(IndexError, index_error)
     app.add_exception_handler(TypeError, type_error)
-    app.add_exception_handler(ZeroDivisionError, window_arithmetic)
-    app.add_exception_handler(OverflowError, window_arithmetic)
+    for exc_class in {exc_class for exc_class, _, _ in RIO_TILER_INPUT_ERRORS}:
+        app.add_exception_handler(exc_class, rio_tiler_input)
     app.add_exception_handler(RasterioError, unexpected)
     app.add_exception_handler(CPLE_BaseError, gdal_error)
     app.add_exception_handler(rt.RioTilerError, rio_tiler_error)

@@ -99,6 +99,7 @@ def test_tile_outside_the_dataset_is_404(api_client, sample_urls):
         ("/colorMaps/viridis", {"format": "png", "height": "-120"}),
         ("/colorMaps/viridis", {"format": "png", "width": "0"}),
         ("/cog/statistics", {"histogram_range": "10,-5"}),
+        ("/cog/point/-119.5,34.5", {"expression": "blocksize"}),
         ("/cog/tiles/WebMercatorQuad", {"minzoom": "131891764528535", "maxzoom": "131891764528535"}),
         ("/cog/bbox/-120.0,34.0,-119.0,34.0.tif", {}),
     ],
