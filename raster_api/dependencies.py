@@ -4,6 +4,9 @@
 sub-dependency `resolved_read`, which FastAPI runs once per request. The resolution is also kept in the request
 state so the access log and the error handlers can name the provider and the object.
 
+The dependencies that only parse and check (no I/O) are `async def`, so FastAPI runs them on the event loop
+instead of handing each to the thread pool; `ProviderEnvironment` may fetch credentials and stays sync.
+
 `ProviderRetryRoute` retries an endpoint once when S3 refused the read: the provider's credentials may have rotated
 since they were cached, or GDAL may still hold a 403 cached under the path.
 """
@@ -46,7 +49,7 @@ def get_router(request: Request) -> ProviderRouter:
 ProviderRouterDep = Annotated[ProviderRouter, Depends(get_router)]
 
 
-def resolved_read(
+async def resolved_read(
     request: Request,
     url: Annotated[str, Query(description="Dataset URL: `s3://bucket/key` (or a DAAC's https distribution URL)")],
     provider: Annotated[
@@ -59,7 +62,7 @@ def resolved_read(
     return read
 
 
-def DatasetPath(read: Annotated[ResolvedRead, Depends(resolved_read)]) -> str:
+async def DatasetPath(read: Annotated[ResolvedRead, Depends(resolved_read)]) -> str:
     """`path_dependency`: the GDAL path of the resolved object."""
     return read.gdal_path
 
@@ -76,7 +79,7 @@ def _tile_matrix_set(identifier: str) -> morecantile.TileMatrixSet:
     return morecantile.tms.get(identifier)
 
 
-def valid_tile(request: Request) -> None:
+async def valid_tile(request: Request) -> None:
     """Router dependency: tile coordinates outside the tile matrix are a 400, not an empty 200 tile."""
     params = request.path_params
     if not {"tileMatrixSetId", "z", "x", "y"} <= params.keys():
@@ -116,7 +119,7 @@ def _number(value: str | None) -> float | None:
         return None  # the endpoint's own validation answers 422
 
 
-def bounded_output(request: Request) -> None:
+async def bounded_output(request: Request) -> None:
     """Router dependency: refuse sizes that would exhaust the Lambda's memory (e.g. `tilesize=100000`), and the
     parameters numpy would otherwise fail on with a 500 (percentiles outside 0-100)."""
     limit = request.app.state.settings.api.max_image_size
@@ -158,7 +161,7 @@ def _check_ranges(request: Request) -> None:
 SEARCH_LIMITS = {"scan_limit": 100_000, "items_limit": 10_000, "time_limit": 60}
 
 
-def valid_query(request: Request) -> None:
+async def valid_query(request: Request) -> None:
     """Router dependency: zooms beyond `MAX_ZOOM`, empty asset names and out-of-range pgstac search limits are a 400 (rio-tiler and pgstac
     answer them with a ValueError or a database error, i.e. a 500)."""
     for name in ("minzoom", "maxzoom"):
