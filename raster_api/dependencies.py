@@ -120,8 +120,9 @@ def _number(value: str | None) -> float | None:
 
 
 async def bounded_output(request: Request) -> None:
-    """Router dependency: refuse sizes that would exhaust the Lambda's memory (e.g. `tilesize=100000`), and the
-    parameters numpy would otherwise fail on with a 500 (percentiles outside 0-100)."""
+    """Router dependency: refuse sizes that would exhaust the Lambda's memory (e.g. `tilesize=100000`) or that are
+    below one pixel, and the parameters numpy would otherwise fail on with a 500 (percentiles outside 0-100, empty
+    ranges)."""
     limit = request.app.state.settings.api.max_image_size
     values = {**request.query_params, **request.path_params}
     for name in IMAGE_SIZE_PARAMS:
@@ -143,18 +144,21 @@ async def bounded_output(request: Request) -> None:
     _check_ranges(request)
 
 
+def _numbers(values: list[str]) -> list[float] | None:
+    numbers = [_number(value) for value in values]
+    return None if None in numbers else [n for n in numbers if n is not None]
+
+
 def _check_ranges(request: Request) -> None:
     """`histogram_range=min,max` and a `/bbox` path need min < max (numpy and GDAL fail on them with a 500)."""
     histogram_range = request.query_params.get("histogram_range")
-    if histogram_range:
-        bounds = [_number(part) for part in histogram_range.split(",")]
-        if len(bounds) == 2 and None not in bounds and not bounds[0] < bounds[1]:  # type: ignore[operator]
-            raise BadRequestError(f"histogram_range={histogram_range}: min must be below max")
-    path = request.path_params
-    if {"minx", "miny", "maxx", "maxy"} <= path.keys():
-        minx, miny, maxx, maxy = (_number(path[name]) for name in ("minx", "miny", "maxx", "maxy"))
-        if None not in (minx, miny, maxx, maxy) and not (minx < maxx and miny < maxy):  # type: ignore[operator]
-            raise BadRequestError(f"bbox {minx},{miny},{maxx},{maxy} is empty: min must be below max on both axes")
+    bounds = _numbers(histogram_range.split(",")) if histogram_range else None
+    if bounds and len(bounds) == 2 and not bounds[0] < bounds[1]:
+        raise BadRequestError(f"histogram_range={histogram_range}: min must be below max")
+    names = ("minx", "miny", "maxx", "maxy")
+    bbox = _numbers([request.path_params[name] for name in names]) if set(names) <= request.path_params.keys() else None
+    if bbox and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+        raise BadRequestError(f"bbox {','.join(map(str, bbox))} is empty: min must be below max on both axes")
 
 
 # pgstac search limits: a negative or absurd value reaches PostgreSQL as an integer it cannot hold.
@@ -162,8 +166,8 @@ SEARCH_LIMITS = {"scan_limit": 100_000, "items_limit": 10_000, "time_limit": 60}
 
 
 async def valid_query(request: Request) -> None:
-    """Router dependency: zooms beyond `MAX_ZOOM`, empty asset names and out-of-range pgstac search limits are a 400 (rio-tiler and pgstac
-    answer them with a ValueError or a database error, i.e. a 500)."""
+    """Router dependency: zooms beyond `MAX_ZOOM`, empty asset names and out-of-range pgstac search limits are a
+    400 (morecantile, rio-tiler and pgstac answer them with an overflow, a ValueError or a database error: a 500)."""
     for name in ("minzoom", "maxzoom"):
         zoom = _number(request.query_params.get(name))
         if zoom is not None and not 0 <= zoom <= MAX_ZOOM:

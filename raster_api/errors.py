@@ -195,14 +195,16 @@ def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterA
     return UpstreamReadError(f"reading {url} with provider {provider!r} failed")
 
 
-TOO_SMALL = "the requested area maps to no pixel of the dataset"
+NO_PIXEL = "the requested area maps to no pixel of the dataset"
 # GDAL's words for a bbox/feature window that rounds to no pixel (or overflows, for absurd coordinates).
 BAD_WINDOW_MARKERS = ("Wrong values in DstRect", "Invalid dataset dimensions", "Access window out of range")
 # Built-in errors rio-tiler raises on request parameters it does not check: (error, module raising it, detail).
 RIO_TILER_INPUT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
-    (ZeroDivisionError, "rio_tiler/utils.py", TOO_SMALL),  # sizing a window of zero width
-    (OverflowError, "rio_tiler/utils.py", TOO_SMALL),  # rounding a window of infinite size
+    (ZeroDivisionError, "rio_tiler/utils.py", NO_PIXEL),  # sizing a window of zero width
+    (OverflowError, "rio_tiler/utils.py", NO_PIXEL),  # rounding a window of infinite size
     (ValueError, "rio_tiler/expression.py", "invalid expression: {exc}"),  # e.g. `blocksize` read as band "b<locksize>"
+    # ImageData.mask of 64-bit integers (e.g. algorithm=sum of uint8/uint16 bands), a rio-tiler limitation
+    (OverflowError, "rio_tiler/models.py", "the result is 64-bit integers, which cannot be rendered: add `rescale`"),
 )
 
 
@@ -244,7 +246,7 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
 
     def read_error(request: Request, exc: Exception) -> JSONResponse:
         if any(marker in error_text(exc) for marker in BAD_WINDOW_MARKERS):
-            return _json_error(request, status.HTTP_400_BAD_REQUEST, TOO_SMALL)
+            return _json_error(request, status.HTTP_400_BAD_REQUEST, NO_PIXEL)
         read = request.scope.get("state", {}).get("raster_read")
         provider = read.provider.name if read is not None else "unknown"
         url = read.location.url if read is not None else "the dataset"

@@ -164,6 +164,16 @@ def test_algorithm_params_that_are_not_an_object_name_the_algorithm(api_client, 
     assert response.json()["detail"] == "algorithm_params for 'hillshade' must be a JSON object"
 
 
+def test_algorithm_output_that_cannot_be_rendered_is_400_and_rescale_renders_it(api_client, sample_urls):
+    params = {"url": sample_urls[OWN_BUCKET], "algorithm": "sum"}
+    response = api_client.get("/cog/preview.png", params=params)
+    assert response.status_code == 400
+    assert "add `rescale`" in response.json()["detail"]
+    response = api_client.get("/cog/preview.png", params={**params, "rescale": "0,1000"})
+    assert response.status_code == 200
+    assert decode_image(response.content)[0].any()
+
+
 def test_object_that_is_not_a_raster_is_400(api_client, aws_world):
     aws_world.put_object(OWN_BUCKET, "api-tests/notes.tif", b"these are meeting notes, not a GeoTIFF")
     response = api_client.get("/cog/info", params={"url": f"s3://{OWN_BUCKET}/api-tests/notes.tif"})
