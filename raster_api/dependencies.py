@@ -180,8 +180,38 @@ async def valid_query(request: Request) -> None:
             raise BadRequestError(f"{name}={request.query_params[name]} must be between 1 and {maximum}")
 
 
+def _bboxes(geojson: Any) -> list[Any]:
+    """Every `bbox` member of a GeoJSON body: the object's, its geometry's, its features'."""
+    if not isinstance(geojson, dict):
+        return []
+    found = [geojson["bbox"]] if "bbox" in geojson else []
+    found += _bboxes(geojson.get("geometry"))
+    for feature in geojson.get("features") or []:
+        found += _bboxes(feature)
+    return found
+
+
+async def valid_geojson_body(request: Request) -> None:
+    """Router dependency: rio-tiler bounds a feature by its GeoJSON `bbox` when it has one and unpacks 4 numbers,
+    so a valid 3D bbox (6 numbers) is a 500 there; here it is a 400 that says what to send."""
+    if request.method != "POST" or "json" not in request.headers.get("content-type", ""):
+        return
+    try:
+        body = await request.json()
+    except ValueError:
+        return  # the endpoint's own validation answers 422
+    for bbox in _bboxes(body):
+        if isinstance(bbox, list) and len(bbox) != 4:
+            raise BadRequestError(f"a GeoJSON bbox of {len(bbox)} numbers is not supported: send 4 (2D) or none")
+
+
 # Every data router runs these before its endpoint (the COG, mosaic, item and colormap routers).
-REQUEST_GUARDS: list[DependsParam] = [Depends(valid_tile), Depends(bounded_output), Depends(valid_query)]
+REQUEST_GUARDS: list[DependsParam] = [
+    Depends(valid_tile),
+    Depends(bounded_output),
+    Depends(valid_query),
+    Depends(valid_geojson_body),
+]
 
 
 def post_process(

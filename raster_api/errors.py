@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from fastapi import FastAPI
@@ -198,22 +199,59 @@ def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterA
 NO_PIXEL = "the requested area maps to no pixel of the dataset"
 # GDAL's words for a bbox/feature window that rounds to no pixel (or overflows, for absurd coordinates).
 BAD_WINDOW_MARKERS = ("Wrong values in DstRect", "Invalid dataset dimensions", "Access window out of range")
-# Built-in errors rio-tiler raises on request parameters it does not check: (error, module raising it, detail).
-RIO_TILER_INPUT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
-    (ZeroDivisionError, "rio_tiler/utils.py", NO_PIXEL),  # sizing a window of zero width
-    (OverflowError, "rio_tiler/utils.py", NO_PIXEL),  # rounding a window of infinite size
-    (ValueError, "rio_tiler/expression.py", "invalid expression: {exc}"),  # e.g. `blocksize` read as band "b<locksize>"
-    # ImageData.mask of 64-bit integers (e.g. algorithm=sum of uint8/uint16 bands), a rio-tiler limitation
-    (OverflowError, "rio_tiler/models.py", "the result is 64-bit integers, which cannot be rendered: add `rescale`"),
+
+
+@dataclass(frozen=True)
+class InputError:
+    """An error the libraries raise on request input they do not check, recognised by where it was raised (the
+    innermost frame outside numpy) and/or by its message; `detail` is formatted with `exc`."""
+
+    exc: type[Exception]
+    raised_in: str | None
+    marker: str | None
+    detail: str
+
+    def matches(self, exc: BaseException) -> bool:
+        return (
+            isinstance(exc, self.exc)
+            and (self.raised_in is None or self.raised_in in _raising_file(exc))
+            and (self.marker is None or self.marker in str(exc))
+        )
+
+
+INPUT_ERRORS: tuple[InputError, ...] = (
+    InputError(IndexError, None, "band index", "{exc}"),  # rasterio: `bidx` beyond the dataset's band count
+    InputError(TypeError, None, "fill_value", "invalid nodata value: {exc}"),  # numpy: nodata outside the dtype
+    InputError(rt.RioTilerError, None, "Invalid geometry", "{exc}"),  # a /feature body that is not a polygon
+    InputError(CPLE_BaseError, None, "Cannot invert geotransform", "the requested area has no extent"),
+    InputError(ZeroDivisionError, "rio_tiler/utils.py", None, NO_PIXEL),  # sizing a window of zero width
+    InputError(OverflowError, "rio_tiler/utils.py", None, NO_PIXEL),  # rounding a window of infinite size
+    InputError(ValueError, "rio_tiler/expression.py", None, "invalid expression: {exc}"),  # `blocksize`: b + locksize
+    # ImageData.mask of 64-bit integers (e.g. algorithm=sum of uint8 bands): rescaling casts before rendering
+    InputError(
+        OverflowError,
+        "rio_tiler/models.py",
+        None,
+        "the result is 64-bit integers, which cannot be rendered: add `rescale`",
+    ),
+    # e.g. normalizedIndex on a single band
+    InputError(IndexError, "titiler/core/algorithm/", None, "the algorithm does not fit the selected bands: {exc}"),
+    # `assets=name|bidx=1` on an item's /info, whose reader takes no band options
+    InputError(
+        TypeError, "rio_tiler/io/base.py", "unexpected keyword argument", "asset options are not supported here: {exc}"
+    ),
 )
 
 
-def _raised_in(exc: BaseException, path_suffix: str) -> bool:
-    """Whether the innermost frame of `exc`'s traceback is in a file ending with `path_suffix`."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
+def _raising_file(exc: BaseException) -> str:
+    """The file of the innermost traceback frame outside numpy, with `/` separators."""
+    tb, filename = exc.__traceback__, ""
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if "/numpy/" not in name:
+            filename = name
         tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith(path_suffix)
+    return filename
 
 
 def _request_id(request: Request) -> str | None:
@@ -255,30 +293,10 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
             logger.error("read failed for provider %s, %s: %s", provider, url, exc)
         return api_error(request, translated)
 
-    def index_error(request: Request, exc: Exception) -> JSONResponse:
-        if "band index" in str(exc):  # rasterio: `bidx` beyond the dataset's band count
-            return _json_error(request, status.HTTP_400_BAD_REQUEST, str(exc))
-        return unexpected(request, exc)
-
-    def type_error(request: Request, exc: Exception) -> JSONResponse:
-        if "fill_value" in str(exc):  # numpy: `nodata` not representable in the dataset's data type
-            return _json_error(request, status.HTTP_400_BAD_REQUEST, f"invalid nodata value: {exc}")
-        return unexpected(request, exc)
-
-    def rio_tiler_error(request: Request, exc: Exception) -> JSONResponse:
-        if "Invalid geometry" in str(exc):  # a /feature body that is not a usable polygon
-            return _json_error(request, status.HTTP_400_BAD_REQUEST, str(exc))
-        return unexpected(request, exc)
-
-    def gdal_error(request: Request, exc: Exception) -> JSONResponse:
-        if "Cannot invert geotransform" in str(exc):  # a zero-area bbox or feature (e.g. a point)
-            return _json_error(request, status.HTTP_400_BAD_REQUEST, "the requested area has no extent")
-        return unexpected(request, exc)
-
-    def rio_tiler_input(request: Request, exc: Exception) -> JSONResponse:
-        for exc_class, module, detail in RIO_TILER_INPUT_ERRORS:
-            if isinstance(exc, exc_class) and _raised_in(exc, module):
-                return _json_error(request, status.HTTP_400_BAD_REQUEST, detail.format(exc=exc))
+    def input_error(request: Request, exc: Exception) -> JSONResponse:
+        for known in INPUT_ERRORS:
+            if known.matches(exc):
+                return _json_error(request, status.HTTP_400_BAD_REQUEST, known.detail.format(exc=exc))
         return unexpected(request, exc)
 
     def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -289,11 +307,7 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
         app.add_exception_handler(exc_class, user_error(code))
     app.add_exception_handler(RasterApiError, api_error)
     app.add_exception_handler(RasterioIOError, read_error)
-    app.add_exception_handler(IndexError, index_error)
-    app.add_exception_handler(TypeError, type_error)
-    for exc_class in {exc_class for exc_class, _, _ in RIO_TILER_INPUT_ERRORS}:
-        app.add_exception_handler(exc_class, rio_tiler_input)
     app.add_exception_handler(RasterioError, unexpected)
-    app.add_exception_handler(CPLE_BaseError, gdal_error)
-    app.add_exception_handler(rt.RioTilerError, rio_tiler_error)
+    for exc_class in dict.fromkeys(known.exc for known in INPUT_ERRORS):
+        app.add_exception_handler(exc_class, input_error)
     app.add_exception_handler(Exception, unexpected)

@@ -100,6 +100,7 @@ def test_tile_outside_the_dataset_is_404(api_client, sample_urls):
         ("/colorMaps/viridis", {"format": "png", "width": "0"}),
         ("/cog/statistics", {"histogram_range": "10,-5"}),
         ("/cog/point/-119.5,34.5", {"expression": "blocksize"}),
+        ("/cog/preview.png", {"algorithm": "normalizedIndex", "bidx": "1"}),
         ("/cog/tiles/WebMercatorQuad", {"minzoom": "131891764528535", "maxzoom": "131891764528535"}),
         ("/cog/bbox/-120.0,34.0,-119.0,34.0.tif", {}),
     ],
@@ -155,6 +156,16 @@ def test_feature_with_absurd_coordinates_is_400(api_client, sample_urls, ring):
         response = api_client.post(path, params={"url": sample_urls[OWN_BUCKET]}, json=feature)
         assert response.status_code == 400, (path, response.status_code, response.text)
         assert response.json()["detail"] == "the requested area maps to no pixel of the dataset"
+
+
+def test_feature_with_a_3d_geometry_bbox_is_400(api_client, sample_urls):
+    ring = [[-119.6, 34.4], [-119.4, 34.4], [-119.4, 34.6], [-119.6, 34.4]]
+    geometry = {"type": "Polygon", "coordinates": [ring], "bbox": [-119.6, 34.4, 0, -119.4, 34.6, 0]}
+    feature = {"type": "Feature", "properties": {}, "geometry": geometry}
+    for path in ("/cog/feature.png", "/cog/statistics"):
+        response = api_client.post(path, params={"url": sample_urls[OWN_BUCKET]}, json=feature)
+        assert response.status_code == 400, (path, response.status_code, response.text)
+        assert "bbox of 6 numbers" in response.json()["detail"]
 
 
 def test_algorithm_params_that_are_not_an_object_name_the_algorithm(api_client, sample_urls):

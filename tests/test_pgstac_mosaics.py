@@ -269,6 +269,23 @@ def test_bad_mosaic_parameters_are_400_naming_the_parameter(
     assert words in response.json()["detail"]
 
 
+def test_item_info_with_band_options_is_400(client: TestClient, stac_catalog: dict[str, str]) -> None:
+    item = stac_catalog["own-east"]
+    response = client.get(f"/collections/own-east/items/{item}/info", params={"assets": "data|bidx=1"})
+    assert response.status_code == 400, response.text
+    assert "asset options are not supported" in response.json()["detail"]
+
+
+def test_mosaic_feature_with_a_3d_bbox_is_400(client: TestClient) -> None:
+    search_id = _register(client, ["own-east"])
+    west, south, east, north = EAST_BOUNDS
+    ring = [[west, south], [east, south], [east, north], [west, south]]
+    geometry = {"type": "Polygon", "coordinates": [ring], "bbox": [west, south, 0, east, north, 0]}
+    feature = {"type": "Feature", "properties": {}, "geometry": geometry}
+    response = client.post(f"/searches/{search_id}/feature.png", params={"assets": "data"}, json=feature)
+    assert response.status_code == 400, response.text
+
+
 def test_item_with_an_empty_asset_name_is_400(client: TestClient, stac_catalog: dict[str, str]) -> None:
     response = client.get(f"/collections/own-east/items/{stac_catalog['own-east']}/info", params={"assets": ""})
     assert response.status_code == 400, response.text
