@@ -26,12 +26,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import jinja2
 import psycopg
 from cql2 import Expr
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query
 from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -53,7 +53,7 @@ from titiler.pgstac.extensions import searchInfoExtension
 from titiler.pgstac.factory import MosaicTilerFactory, add_search_list_route, add_search_register_route
 
 from providers.aws import client as aws_client
-from raster_api.dependencies import REQUEST_GUARDS, post_process
+from raster_api.dependencies import REQUEST_GUARDS, BoundedPartParams, post_process
 from raster_api.stac_reader import (
     COLLECTION_PROVIDER_FIELD,
     AssetRouting,
@@ -292,6 +292,14 @@ def _environment_dependency(router: ProviderRouting) -> Callable[[], dict[str, A
     return environment
 
 
+async def valid_search_list_query(request: Request) -> None:
+    """`/searches/list` turns every unknown query parameter into a metadata filter, quoted into the SQL text where
+    psycopg then reads a `%` as a placeholder (a 500): such filters are refused with a 400."""
+    for key, value in request.query_params.multi_items():
+        if "%" in key or "%" in value:
+            raise InvalidSearch(f"search list filters may not contain '%': {key[:40]!r}")
+
+
 # -- errors ---------------------------------------------------------------------------------------------------
 
 PGSTAC_STATUS_CODES: dict[type[Exception], int] = {
@@ -355,6 +363,7 @@ def _mosaic_factory(
     return MosaicTilerFactory(
         router=APIRouter(dependencies=REQUEST_GUARDS),
         process_dependency=post_process,
+        img_part_dependency=BoundedPartParams,
         path_dependency=path_dependency,
         router_prefix=prefix,
         dataset_reader=RoutedMosaicItemReader,
@@ -422,7 +431,10 @@ def register(
 
     searches = _mosaic_factory(SearchIdParams, "/searches/{search_id}", routing, environment)
     app.include_router(searches.router, tags=[TAGS_SEARCH], prefix="/searches/{search_id}")
-    add_search_list_route(app, prefix="/searches", tags=[TAGS_SEARCH])
+    # titiler.pgstac adds its list routes to whatever has `.get` and `.url_path_for`: a router carrying the guard.
+    search_list = APIRouter(dependencies=[Depends(valid_search_list_query)])
+    add_search_list_route(cast(FastAPI, search_list), prefix="/searches", tags=[TAGS_SEARCH])
+    app.include_router(search_list)
     add_search_register_route(
         app,
         prefix="/searches",
@@ -446,6 +458,7 @@ def register(
     items = MultiBaseTilerFactory(
         router=APIRouter(dependencies=REQUEST_GUARDS),
         process_dependency=post_process,
+        img_part_dependency=BoundedPartParams,
         reader=RoutedItemReader,
         reader_dependency=routing,
         environment_dependency=environment,

@@ -325,6 +325,30 @@ def test_search_list_shows_registered_searches(client: TestClient) -> None:
     assert search_id in [entry["search"]["hash"] for entry in response.json()["searches"]]
 
 
+@pytest.mark.parametrize("path", ["/searches/", "/searches/list"])
+def test_search_list_filter_with_a_percent_sign_is_400(client: TestClient, path: str) -> None:
+    response = client.get(path, params={"name": "100%-done"})
+    assert response.status_code == 400, response.text
+    assert "may not contain '%'" in response.json()["detail"]
+
+
+def test_search_list_filters_by_metadata(client: TestClient) -> None:
+    response = client.post("/searches/register", json={"collections": ["own-east"], "metadata": {"name": "east-only"}})
+    assert response.status_code == 200, response.text
+    listed = client.get("/searches/", params={"name": "east-only"}).json()["searches"]
+    assert [entry["search"]["hash"] for entry in listed] == [response.json()["id"]]
+
+
+def test_mosaic_feature_is_read_at_a_bounded_size(client: TestClient) -> None:
+    search_id = _register(client, ["own-east"])
+    ring = [[-200.0, -80.0], [200.0, -80.0], [200.0, 80.0], [-200.0, -80.0]]
+    feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    response = client.post(f"/searches/{search_id}/feature.png", params={"assets": "data"}, json=feature)
+    assert response.status_code == 200, response.text
+    values, _ = _pixels(response.content)
+    assert max(values.shape) == 4096
+
+
 def test_healthz_reports_pgstac_enabled_and_online(client: TestClient) -> None:
     body = client.get("/healthz").json()
     assert body["pgstac"] is True or body["pgstac"].get("enabled") is True
