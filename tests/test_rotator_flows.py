@@ -51,7 +51,7 @@ def mint_log(aws_world: AwsWorld) -> MintLog:
 @pytest.fixture(scope="module")
 def edl(mint_log: MintLog) -> Iterator[EarthdataEmulator]:
     with EarthdataEmulator(
-        users={USERNAME: PASSWORD}, tokens=[PRE_TOKEN], daacs=dict(mint_log.minters), hang_seconds=2.0
+        users={USERNAME: PASSWORD}, tokens=[PRE_TOKEN], daacs=dict(mint_log.minters), hang_seconds=4.0
     ) as emulator:
         yield emulator
 
@@ -109,7 +109,9 @@ def rotator_env(
         "EARTHDATA_URL": edl.base_url,
         "EARTHDATA_LOGIN_SECRET_ID": LOGIN_SECRET,
         "ROTATOR_CONNECT_TIMEOUT": "2",
-        "ROTATOR_READ_TIMEOUT": "0.5",
+        # A normal answer mints real moto STS credentials, which takes >0.5 s on a loaded CI machine; HANG stalls
+        # 4 s, so it outlasts this read timeout whatever the load.
+        "ROTATOR_READ_TIMEOUT": "2",
         "ROTATOR_RETRIES": "1",
         "ROTATOR_BACKOFF_SECONDS": "0.05",
     }
