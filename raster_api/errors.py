@@ -226,6 +226,7 @@ INPUT_ERRORS: tuple[InputError, ...] = (
     InputError(CPLE_BaseError, None, "Cannot invert geotransform", "the requested area has no extent"),
     InputError(ZeroDivisionError, "rio_tiler/utils.py", None, NO_PIXEL),  # sizing a window of zero width
     InputError(OverflowError, "rio_tiler/utils.py", None, NO_PIXEL),  # rounding a window of infinite size
+    InputError(ValueError, "rio_tiler/utils.py", "NaN", NO_PIXEL),  # sizing a window of zero width and height
     InputError(ValueError, "rio_tiler/expression.py", None, "invalid expression: {exc}"),  # `blocksize`: b + locksize
     # ImageData.mask of 64-bit integers (e.g. algorithm=sum of uint8 bands): rescaling casts before rendering
     InputError(

@@ -29,7 +29,7 @@ from raster_api.dependencies import (
     post_process,
 )
 from raster_api.errors import UnknownProvider, add_exception_handlers
-from raster_api.middleware import AccessLogMiddleware
+from raster_api.middleware import AccessLogMiddleware, ResponseSizeLimitMiddleware
 from raster_api.routing import ProviderRouter
 from raster_api.settings import Settings
 
@@ -184,12 +184,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Added innermost first: compression, Cache-Control, CORS, then the access log outermost."""
+    """Added innermost first: compression, the response size limit (on the compressed body), Cache-Control, CORS
+    (so a 413 carries CORS headers), then the access log outermost."""
     app.add_middleware(
         CompressionMiddleware,
         minimum_size=0,
         exclude_mediatype=BINARY_MEDIA_TYPES,
     )
+    app.add_middleware(ResponseSizeLimitMiddleware, max_bytes=settings.api.max_response_bytes)
     if settings.api.cache_control:
         app.add_middleware(
             CacheControlMiddleware,

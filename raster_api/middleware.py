@@ -105,3 +105,47 @@ class AccessLogMiddleware:
             "duration_ms": round((time.perf_counter() - start) * 1000, 1),
             "bytes": response["bytes"],
         }
+
+
+class ResponseSizeLimitMiddleware:
+    """Answers 413 instead of a body larger than `max_bytes`.
+
+    Lambda returns at most 6 MB synchronously, and API Gateway gets binary bodies base64-encoded (4/3 larger), so a
+    bigger tile, preview or part would fail as an opaque 502 at the gateway; here the client learns what to change.
+    Decided on the `content-length` of the response start (titiler's responses carry one), so nothing is buffered.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = False
+
+        async def limited_send(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start":
+                length = MutableHeaders(scope=message).get("content-length")
+                if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                    refused = True
+                    await _send_too_large(send, int(length), self.max_bytes)
+                    return
+            if not refused:
+                await send(message)
+
+        await self.app(scope, receive, limited_send)
+
+
+async def _send_too_large(send: Send, length: int, max_bytes: int) -> None:
+    body = json.dumps(
+        {
+            "detail": f"the response would be {length} bytes, more than the limit of {max_bytes} "
+            "(RASTER_API_MAX_RESPONSE_BYTES): ask for a smaller width/height/max_size or a compressed format"
+        }
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

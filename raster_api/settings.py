@@ -38,6 +38,8 @@ class ApiSettings(BaseSettings):
     retry_after_seconds: int = Field(default=30, ge=1)
     # Largest tile/preview/part side (and `max_size`) a request may ask for: bounds the memory one request can use.
     max_image_size: int = Field(default=4096, ge=256)
+    # Lambda's synchronous response limit is 6 MB and API Gateway base64-encodes binary bodies: ~4.4 MB raw.
+    max_response_bytes: int = Field(default=4_400_000, ge=1)
     debug: bool = False
 
     @field_validator("cors_origins", mode="before")

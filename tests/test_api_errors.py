@@ -168,6 +168,24 @@ def test_feature_with_a_3d_geometry_bbox_is_400(api_client, sample_urls):
         assert "bbox of 6 numbers" in response.json()["detail"]
 
 
+def test_feature_with_absurd_coordinates_and_a_width_is_400(api_client, sample_urls):
+    ring = [[-1e308, -1e308], [1e308, -1e308], [1e308, 1e308], [-1e308, -1e308]]
+    feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    params = {"url": sample_urls[OWN_BUCKET], "width": "3600"}
+    response = api_client.post("/cog/feature", params=params, json=feature)
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == "the requested area maps to no pixel of the dataset"
+
+
+def test_response_larger_than_lambda_can_return_is_413_naming_the_limit(api_client, sample_urls):
+    response = api_client.get("/cog/bbox/-120,34,-119,35/3000x3000.tif", params={"url": sample_urls[OWN_BUCKET]})
+    assert response.status_code == 413
+    assert "RASTER_API_MAX_RESPONSE_BYTES" in response.json()["detail"]
+    assert "cache-control" not in response.headers
+    small = api_client.get("/cog/bbox/-120,34,-119,35/300x300.tif", params={"url": sample_urls[OWN_BUCKET]})
+    assert small.status_code == 200
+
+
 def test_algorithm_params_that_are_not_an_object_name_the_algorithm(api_client, sample_urls):
     params = {"url": sample_urls[OWN_BUCKET], "algorithm": "hillshade", "algorithm_params": "null"}
     response = api_client.get("/cog/preview.png", params=params)
