@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_logger = logging.getLogger("raster_api.access")
@@ -131,7 +132,7 @@ class ResponseSizeLimitMiddleware:
                 length = MutableHeaders(scope=message).get("content-length")
                 if length is not None and length.isdigit() and int(length) > self.max_bytes:
                     refused = True
-                    await _send_too_large(send, int(length), self.max_bytes)
+                    await _too_large(int(length), self.max_bytes)(scope, receive, send)
                     return
             if not refused:
                 await send(message)
@@ -139,13 +140,11 @@ class ResponseSizeLimitMiddleware:
         await self.app(scope, receive, limited_send)
 
 
-async def _send_too_large(send: Send, length: int, max_bytes: int) -> None:
-    body = json.dumps(
+def _too_large(length: int, max_bytes: int) -> JSONResponse:
+    return JSONResponse(
         {
             "detail": f"the response would be {length} bytes, more than the limit of {max_bytes} "
             "(RASTER_API_MAX_RESPONSE_BYTES): ask for a smaller width/height/max_size or a compressed format"
-        }
-    ).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        },
+        status_code=413,
+    )
