@@ -4,6 +4,11 @@ The old stacks built Lambda images with Docker, which ops machines and CI often 
 platform (Amazon Linux 2023, glibc 2.34) install anywhere with `pip --platform ... --only-binary=:all:`, so bundling
 is a local step (`ILocalBundling.try_bundle`); Docker's SAM build image is only the fallback when no pip exists.
 Bundles are cached under a hash of the requirement set and our sources, so repeated synths are instant.
+
+Bundles ship byte-code instead of Python source (titiler's own Lambda images do the same): Lambda's /var/task is
+read-only, so a source-only bundle is compiled again on every cold start (measured: importing `raster_api.handler`
+from the bundle takes 3.8 s from source, 1.7 s from byte-code), and the byte-code takes the source's place, so the
+bundle does not grow towards the 250 MB limit (212 -> 215 MB).
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_DIR = Path(__file__).resolve().parent / "placeholder_code"
 PYTHON_VERSION = "3.12"
+# Where Lambda unpacks the code: the file names that tracebacks of the bundled byte-code show.
+LAMBDA_TASK_ROOT = "/var/task"
 # Lambda's unzipped deployment package limit (code + layers).
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 # Bump when the way a bundle is built changes, so cached bundles are rebuilt.
-BUNDLER_VERSION = "2"
+BUNDLER_VERSION = "3"
 # Local development only; never needed on Lambda.
 NOT_ON_LAMBDA = frozenset({"uvicorn"})
 # Directories that no import needs at run time.
@@ -191,6 +198,29 @@ def strip_bundle(directory: Path, architecture: Architecture = "x86_64") -> None
     strip_debug_sections(directory, architecture)
 
 
+def compile_sourceless(directory: Path) -> bool:
+    """Replace every Python module under `directory` by its byte-code (`foo.py` -> `foo.pyc` beside it).
+
+    Sourceless `.pyc` files are loaded without a source check, so the unzip times CDK's archive sets do not matter.
+    A module that does not compile keeps its source. Byte-code is specific to the Python minor version: from another
+    interpreter than the runtime's the bundle keeps its source (correct, only slower to start) and says so.
+    """
+    if sys.version_info[:2] != tuple(int(n) for n in PYTHON_VERSION.split(".")):
+        print(
+            f"[bundling] Python {sys.version_info[0]}.{sys.version_info[1]} is not the runtime's {PYTHON_VERSION}: shipping source"
+        )
+        return False
+    # A child process: compileall's worker pool must not fork the CDK app's jsii threads.
+    subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "compileall", "-q", "-q", "-b", "-j", "0", "-d", LAMBDA_TASK_ROOT, str(directory)],
+        check=False,  # exit status 1 when a module does not compile: that module keeps its source
+    )
+    for source in directory.rglob("*.py"):
+        if source.with_suffix(".pyc").is_file():
+            source.unlink()
+    return True
+
+
 def strip_debug_sections(directory: Path, architecture: Architecture) -> None:
     """`strip --strip-debug` every shared object, best effort (a host strip may not know the target's ELF)."""
     candidates = (
@@ -255,6 +285,7 @@ def build_bundle(bundle: LambdaBundle, cache_dir: Path, root: Path = REPO_ROOT) 
     for package in bundle.packages:
         shutil.copytree(root / package, work / package, ignore=shutil.ignore_patterns(*STRIPPED_DIRS, "*.py[co]"))
     strip_bundle(work, bundle.architecture)
+    compile_sourceless(work)
     size = check_size(work, bundle.name)
     print(f"[bundling] {bundle.name}: {size / 2**20:.0f} MB unzipped")
     work.rename(final)
@@ -315,7 +346,9 @@ def docker_command(bundle: LambdaBundle) -> list[str]:
         "rm -rf /asset-output/bin && "
         "find /asset-output -depth -type d \\( -name __pycache__ -o -name tests \\) -exec rm -rf {} + && "
         "find /asset-output -type f \\( -name '*.pyc' -o -name '*.pyi' \\) -delete && "
-        "(find /asset-output -type f -name '*.so*' -exec strip --strip-debug {} + || true)"
+        "(find /asset-output -type f -name '*.so*' -exec strip --strip-debug {} + || true) && "
+        f"python -m compileall -q -b -j 0 -d {LAMBDA_TASK_ROOT} /asset-output; "
+        "find /asset-output -type f -name '*.py' -exec sh -c '[ -f \"${1}c\" ] && rm \"$1\"' _ {} \\;"
     )
     return ["bash", "-c", script]
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.test_api_mangum import http_api_event
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PROVIDERS = REPO / "infrastructure" / "providers.example.yaml"
 
@@ -74,12 +76,18 @@ def lambda_assets(assembly: Path) -> dict[str, tuple[Path, dict[str, str]]]:
     return assets
 
 
-def import_in_clean_interpreter(asset: Path, module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`-I -S -B`: no site-packages, no user site, no PYTHONPATH, no bytecode written; only the asset is added."""
+def import_in_clean_interpreter(
+    asset: Path, module: str, env: dict[str, str], events: list[dict[str, Any]] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`-I -S -B`: no site-packages, no user site, no PYTHONPATH, no bytecode written; only the asset is added.
+
+    Each of `events` is then handed to the module's handler; stdout is the list of answers as JSON.
+    """
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import importlib; "
-        "m = importlib.import_module(sys.argv[2]); "
-        "assert callable(m.handler); print(sorted(p for p in sys.path if p == sys.argv[1]))"
+        "import sys, json, types; sys.path.insert(0, sys.argv[1]); import importlib; "
+        "m = importlib.import_module(sys.argv[2]); assert callable(m.handler); "
+        "ctx = types.SimpleNamespace(function_name='f', aws_request_id='r', get_remaining_time_in_millis=lambda: 9000); "
+        "print(json.dumps([m.handler(e, ctx) for e in json.loads(sys.argv[3])]))"
     )
     clean_env = {
         "PATH": "/usr/bin:/bin",
@@ -91,7 +99,7 @@ def import_in_clean_interpreter(asset: Path, module: str, env: dict[str, str]) -
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-I", "-S", "-B", "-c", code, str(asset), module],
+        [sys.executable, "-I", "-S", "-B", "-c", code, str(asset), module, json.dumps(events or [])],
         cwd=asset,
         env=clean_env,
         capture_output=True,
@@ -109,6 +117,13 @@ def test_synth_bundles_both_lambdas_without_docker(cloud_assembly: Path) -> None
         assert not list(asset.rglob("__pycache__"))
 
 
+def test_assets_ship_byte_code_in_place_of_python_source(cloud_assembly: Path) -> None:
+    # Lambda's /var/task is read-only: source-only bundles would be compiled again on every cold start.
+    for asset, _ in lambda_assets(cloud_assembly).values():
+        assert not list(asset.rglob("*.py"))
+        assert (asset / "providers" / "models.pyc").is_file()
+
+
 def test_rotator_asset_ships_no_titiler_or_gdal(cloud_assembly: Path) -> None:
     asset, _ = lambda_assets(cloud_assembly)["credential_rotator.handler.handler"]
     shipped = {p.name for p in asset.iterdir()}
@@ -122,7 +137,11 @@ def test_rotator_handler_imports_from_its_asset_alone(cloud_assembly: Path) -> N
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_raster_handler_imports_from_its_asset_alone(cloud_assembly: Path) -> None:
+def test_raster_handler_serves_from_its_asset_alone(cloud_assembly: Path) -> None:
     asset, env = lambda_assets(cloud_assembly)["raster_api.handler.handler"]
-    result = import_in_clean_interpreter(asset, "raster_api.handler", env)
+    events = [http_api_event("/healthz", {}), http_api_event("/api", {})]  # /api: every route's schema
+    result = import_in_clean_interpreter(asset, "raster_api.handler", env, events)
     assert result.returncode == 0, result.stderr[-3000:]
+    healthz, openapi = json.loads(result.stdout.splitlines()[-1])
+    assert (healthz["statusCode"], json.loads(healthz["body"])["status"]) == (200, "ok")
+    assert openapi["statusCode"] == 200 and "/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}" in openapi["body"]
