@@ -79,7 +79,7 @@ def _secrets(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
 def _cold(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     from bench.cold_start import run_cold_start
 
-    return run_cold_start({**bw.api_env(), **_clean(SAFE_ENV)}, bw.sample_urls[OWN_BUCKET], runs=3 if quick else 7)
+    return run_cold_start({**bw.api_env(), **_clean(SAFE_ENV)}, bw.sample_urls[OWN_BUCKET], runs=3 if quick else 11)
 
 
 def _mosaic(bw: BenchWorld, quick: bool, workdir: Path) -> Section:

@@ -3,6 +3,7 @@ first tile through the Mangum handler (an API Gateway HTTP API v2 event), altern
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import random
@@ -18,6 +19,8 @@ from bench.tiles import tile_path, tiles_within
 from local_stack.samples import DEFAULT_BOUNDS as SAMPLE_BOUNDS
 
 ROOT = Path(__file__).resolve().parent.parent
+# Our packages imported by the contenders: compiled before timing, like site-packages (pip) and the Lambda bundle.
+OWN_PACKAGES = ("providers", "raster_api", "bench")
 
 IMPORT_OURS = "import raster_api.handler"
 IMPORT_BARE = "import titiler.core, titiler.pgstac, mangum"
@@ -132,9 +135,13 @@ def import_profile(env: Mapping[str, str], top: int = 15) -> str:
     return "\n".join(out)
 
 
-def _cold_note(ok: bool, ci_high: float, target: float) -> str:
+def _cold_note(ok: bool, ci_high: float, target: float, vs_vanilla: float) -> str:
     if not ok:
-        return "our handler builds the app at import (Lambda init); see the profile below"
+        return (
+            f"our handler builds titiler's routes at import (Lambda init) as any titiler handler does: x{vs_vanilla:.2f} "
+            "of a vanilla titiler handler (next row); see the profile below. SnapStart (`DEPLOY_SNAP_START`) takes "
+            "init out of cold starts"
+        )
     if ci_high > target:
         return f"met at the median, but the 95% CI reaches x{ci_high:.2f}: marginal on this shared machine"
     return ""
@@ -144,6 +151,10 @@ def run_cold_start(api_env: Mapping[str, str], tile_url: str, runs: int = 7, tar
     section = Section(name="cold start")
     stmts = {"ours": IMPORT_OURS, "bare": IMPORT_BARE, "vanilla": IMPORT_VANILLA_HANDLER}
     times: dict[str, list[float]] = {name: [] for name in stmts}
+    # With PYTHONDONTWRITEBYTECODE set (as on this machine) a fresh process would compile every module of ours
+    # whose cached byte-code is missing or stale, on every run; the deployed bundle ships byte-code.
+    for package in OWN_PACKAGES:
+        compileall.compile_dir(ROOT / package, quiet=1)
     for stmt in stmts.values():  # unrecorded: page the files in, so no side pays the disk alone
         _run(_IMPORT_SNIPPET.format(stmt=stmt), api_env)
     rng = random.Random(17)
@@ -172,7 +183,7 @@ def run_cold_start(api_env: Mapping[str, str], tile_url: str, runs: int = 7, tar
             f"x{ratio['ratio']:.3f} (95% CI {ratio['ci95_low']:.2f}-{ratio['ci95_high']:.2f})",
             f"ratio ≤ {target}",
             ok,
-            _cold_note(ok, ratio["ci95_high"], target),
+            _cold_note(ok, ratio["ci95_high"], target, ratio_vanilla["ratio"]),
         )
     )
     section.rows.append(

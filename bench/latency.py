@@ -97,8 +97,9 @@ def run_tile_latency(
         "the earthdata-kind ratio was x1.04 until two changes: `valid_tile` keeps one TileMatrixSet per id "
         "(`morecantile.tms.get()` deep-copies it on every call, ~1.4 ms per tile under cProfile), and the "
         "parsing-only dependencies are `async def` (FastAPI ran each sync one in the thread pool). What remains of "
-        "ours under cProfile (credential lookup, URL routing, access-log record, middleware) costs well "
-        "under 0.2 ms each.",
+        "ours under cProfile (credential lookup, URL routing, access-log record, middleware) costs 0.05-0.3 ms "
+        "each per tile; the largest are the middleware `send` wrappers (compression, response size limit, access "
+        "log), each called 4 times per tile.",
     ]
     tiles = tiles_within(DEFAULT_BOUNDS, ZOOMS, count)
     with client(ours_app) as ours_c:
@@ -134,6 +135,11 @@ def run_tile_latency(
                 note = ""
                 if errors["ours"] or errors["vanilla"]:
                     note = f"errors: ours {len(errors['ours'])}, vanilla {len(errors['vanilla'])}"
+                elif not ok and ratio["ci95_low"] <= target:
+                    note = (
+                        f"missed at the median, but the 95% CI reaches down to x{ratio['ci95_low']:.3f}: within this "
+                        "shared machine's noise; see the profile below"
+                    )
                 section.rows.append(
                     Row(
                         "tile latency",
