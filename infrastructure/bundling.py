@@ -198,18 +198,17 @@ def strip_bundle(directory: Path, architecture: Architecture = "x86_64") -> None
     strip_debug_sections(directory, architecture)
 
 
-def compile_sourceless(directory: Path) -> bool:
+def compile_sourceless(directory: Path) -> None:
     """Replace every Python module under `directory` by its byte-code (`foo.py` -> `foo.pyc` beside it).
 
     Sourceless `.pyc` files are loaded without a source check, so the unzip times CDK's archive sets do not matter.
     A module that does not compile keeps its source. Byte-code is specific to the Python minor version: from another
     interpreter than the runtime's the bundle keeps its source (correct, only slower to start) and says so.
     """
-    if sys.version_info[:2] != tuple(int(n) for n in PYTHON_VERSION.split(".")):
-        print(
-            f"[bundling] Python {sys.version_info[0]}.{sys.version_info[1]} is not the runtime's {PYTHON_VERSION}: shipping source"
-        )
-        return False
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if running != PYTHON_VERSION:
+        print(f"[bundling] Python {running} is not the runtime's {PYTHON_VERSION}: the bundle ships source")
+        return
     # A child process: compileall's worker pool must not fork the CDK app's jsii threads.
     subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
         [sys.executable, "-m", "compileall", "-q", "-q", "-b", "-j", "0", "-d", LAMBDA_TASK_ROOT, str(directory)],
@@ -218,7 +217,6 @@ def compile_sourceless(directory: Path) -> bool:
     for source in directory.rglob("*.py"):
         if source.with_suffix(".pyc").is_file():
             source.unlink()
-    return True
 
 
 def strip_debug_sections(directory: Path, architecture: Architecture) -> None:
