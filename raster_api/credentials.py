@@ -9,10 +9,12 @@ and keeps serving still-valid credentials when a refresh fails. When there is no
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -64,6 +66,7 @@ class CredentialHealth:
     last_refresh: datetime | None
     last_error: str | None
     available: bool
+    last_forced_refresh: datetime | None = None
 
 
 @dataclass
@@ -73,6 +76,8 @@ class _Entry:
     refreshed_at: datetime | None = None
     failed_at: float | None = None
     last_error: str | None = None
+    forced_at: float | None = None  # time.monotonic() of the last forced refresh (S3 refused a read)
+    forced_refreshed_at: datetime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -190,17 +195,34 @@ class CredentialCache:
             entry.lock.release()
         return self._usable(entry.credentials) or self._unavailable(provider, entry)
 
-    def refresh(self, name: str, force: bool = True) -> AwsCredentials | None:
-        """Fetch now (after S3 refused a read); skipped when the last fetch is younger than `force_refresh_min_age`."""
+    def refresh(self, name: str) -> AwsCredentials | None:
+        """Fetch now (S3 refused a read), at most once per `forced_refresh_interval` per provider; then `get`."""
         provider = self.providers[name]
         if provider.kind is ProviderKind.UNSIGNED:
             return None
         entry = self._entries[name]
         with entry.lock:
-            age = None if entry.fetched_at is None else time.monotonic() - entry.fetched_at
-            if force and (age is None or age >= self.settings.force_refresh_min_age):
+            now = time.monotonic()
+            if entry.forced_at is None or now - entry.forced_at >= self.settings.forced_refresh_interval:
+                entry.forced_at = now
+                entry.forced_refreshed_at = datetime.now(UTC)
                 self._refresh(provider, entry)
         return self.get(name)
+
+    def prefetch(self) -> None:
+        """Fetch every provider's credentials now, side by side (at start-up: Lambda's init phase), so the first
+        tile pays no Secrets Manager or STS call; a failure is recorded for `/providers`, never raised."""
+        signed = [name for name, p in self.providers.items() if p.kind is not ProviderKind.UNSIGNED]
+        if not signed:
+            return
+
+        def fetch(name: str) -> None:
+            # A failure is recorded in the entry's last_error; requests answer 503 until a refresh succeeds.
+            with contextlib.suppress(CredentialsUnavailable):
+                self.get(name)
+
+        with ThreadPoolExecutor(max_workers=min(8, len(signed)), thread_name_prefix="credentials") as pool:
+            list(pool.map(fetch, signed))
 
     def health(self, name: str) -> CredentialHealth:
         provider = self.providers[name]
@@ -214,6 +236,7 @@ class CredentialCache:
             last_refresh=entry.refreshed_at,
             last_error=entry.last_error,
             available=provider.kind is ProviderKind.UNSIGNED or self._usable(creds) is not None,
+            last_forced_refresh=entry.forced_refreshed_at,
         )
 
     # -- internals ---------------------------------------------------------------------------------------------

@@ -1,44 +1,37 @@
-"""The titiler seam: where a request's `url` and `?provider=` become a GDAL path and a credentialed GDAL env.
+"""The titiler side of the provider-read seam: the request's `url` and `?provider=` become a `ReadScope` and a
+resolved read, handed to `raster_api.reading.ProviderReader` through the factory's slots.
 
-`DatasetPath` (the factory's `path_dependency`) and `ProviderEnvironment` (its `environment_dependency`) share the
-sub-dependency `resolved_read`, which FastAPI runs once per request. The resolution is also kept in the request
-state so the access log and the error handlers can name the provider and the object.
+- `read_scope` (inside `CogReaderParams`, the `reader_dependency`): the request's scope, carrying `?provider=`;
+- `DatasetPath` (`path_dependency`): the URL resolved through that scope (a 400/403 before GDAL is ever called);
+- `UnsignedEnvironment` (`environment_dependency`): GDAL settings and an *unsigned* session; credentials enter only
+  in the reader, so nothing can read with the Lambda's own identity by accident.
 
 The dependencies that only parse and check (no I/O) are `async def`, so FastAPI runs them on the event loop
-instead of handing each to the thread pool; `ProviderEnvironment` may fetch credentials and stays sync.
-
-`ProviderRetryRoute` retries an endpoint once when S3 refused the read: the provider's credentials may have rotated
-since they were cached, or GDAL may still hold a 403 cached under the path.
+instead of handing each to the thread pool.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import morecantile
 import morecantile.errors
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request
 from fastapi.params import Depends as DependsParam
-from fastapi.routing import APIRoute
 from pydantic import Field, ValidationError
-from rasterio.errors import RasterioIOError
-from starlette.concurrency import run_in_threadpool
+from rasterio.session import AWSSession
 from titiler.core.algorithm import BaseAlgorithm
 from titiler.core.algorithm import algorithms as default_algorithms
-from titiler.core.dependencies import PartFeatureParams
+from titiler.core.dependencies import DefaultDependency, PartFeatureParams
 from titiler.core.errors import BadRequestError
 
-from raster_api import gdal
-from raster_api.errors import S3Failure, classify_s3_failure
+from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter, ResolvedRead
 
-READ_STATE = "raster_read"
 MAX_ZOOM = 30
-RETRYABLE = (S3Failure.REFUSED, S3Failure.BAD_CREDENTIALS)
 
 
 def get_router(request: Request) -> ProviderRouter:
@@ -49,27 +42,41 @@ def get_router(request: Request) -> ProviderRouter:
 ProviderRouterDep = Annotated[ProviderRouter, Depends(get_router)]
 
 
-async def resolved_read(
+async def read_scope(
     request: Request,
-    url: Annotated[str, Query(description="Dataset URL: `s3://bucket/key` (or a DAAC's https distribution URL)")],
     provider: Annotated[
         str | None,
         Query(description="Provider whose credentials read the dataset; default: the provider owning the bucket"),
     ] = None,
+) -> ReadScope:
+    return ReadScope(get_router(request), provider)
+
+
+async def resolved_read(
+    url: Annotated[str, Query(description="Dataset URL: `s3://bucket/key` (or a DAAC's https distribution URL)")],
+    scope: Annotated[ReadScope, Depends(read_scope)],
 ) -> ResolvedRead:
-    read = get_router(request).resolve(url, provider)
-    request.state.raster_read = read
+    return scope.resolve(url)
+
+
+async def DatasetPath(read: Annotated[ResolvedRead, Depends(resolved_read)]) -> ResolvedRead:
+    """`path_dependency`: the resolved object (the reader opens its canonical GDAL path)."""
     return read
 
 
-async def DatasetPath(read: Annotated[ResolvedRead, Depends(resolved_read)]) -> str:
-    """`path_dependency`: the GDAL path of the resolved object."""
-    return read.gdal_path
+@dataclass(init=False)
+class CogReaderParams(DefaultDependency):
+    """`reader_dependency`: the request's read scope, passed to `ProviderReader(read, scope=...)`."""
+
+    scope: ReadScope = field(init=False)
+
+    def __init__(self, scope: Annotated[ReadScope, Depends(read_scope)]) -> None:
+        self.scope = scope
 
 
-def ProviderEnvironment(request: Request, read: Annotated[ResolvedRead, Depends(resolved_read)]) -> dict[str, Any]:
-    """`environment_dependency`: the provider's credentials and the Lambda GDAL settings (sync: may refresh)."""
-    return get_router(request).gdal_env(read.provider)
+def unsigned_environment(request: Request) -> dict[str, Any]:
+    """`environment_dependency`: GDAL settings with an unsigned session (each reader adds its provider's)."""
+    return {**get_router(request).gdal_config, "session": AWSSession(aws_unsigned=True)}
 
 
 @functools.lru_cache(maxsize=64)
@@ -237,27 +244,3 @@ def post_process(
         return default_algorithms.get(algorithm)(**params)
     except (ValidationError, TypeError) as exc:
         raise BadRequestError(f"invalid algorithm_params for {algorithm!r}: {exc}") from None
-
-
-class ProviderRetryRoute(APIRoute):
-    """Runs the endpoint a second time, with freshly fetched credentials, when S3 refused the first read."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def retrying_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RasterioIOError as exc:
-                read: ResolvedRead | None = getattr(request.state, READ_STATE, None)
-                if read is None or classify_s3_failure(exc) not in RETRYABLE:
-                    raise
-                await run_in_threadpool(_refresh_for_retry, get_router(request), read)
-                return await handler(request)
-
-        return retrying_handler
-
-
-def _refresh_for_retry(router: ProviderRouter, read: ResolvedRead) -> None:
-    router.refresh(read.provider)
-    gdal.invalidate_path(read.gdal_path)

@@ -27,7 +27,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers import Provider
 from raster_api.credentials import AwsCredentials
-from raster_api.dependencies import get_router, resolved_read
+from raster_api.dependencies import get_router, read_scope, resolved_read
+from raster_api.reading import ReadScope
 from raster_api.routing import ResolvedRead
 
 audit_logger = logging.getLogger("raster_api.audit")
@@ -86,8 +87,13 @@ router = APIRouter(tags=["Download"])
         403: {"description": "The provider does not allow downloads, or does not serve the bucket"},
     },
 )
-def download(request: Request, read: Annotated[ResolvedRead, Depends(resolved_read)]) -> RedirectResponse:
+def download(
+    request: Request,
+    read: Annotated[ResolvedRead, Depends(resolved_read)],
+    scope: Annotated[ReadScope, Depends(read_scope)],
+) -> RedirectResponse:
     provider = read.provider
+    scope.log.add(read)  # the access log names the object handed out, refused or not
     if not provider.allow_download:
         raise HTTPException(
             status_code=403,

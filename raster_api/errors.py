@@ -77,6 +77,10 @@ class UpstreamReadError(RasterApiError):
     """Any other failure reading from S3."""
 
 
+class NoPixel(RasterApiError):
+    """The requested area maps to no pixel of the dataset (GDAL refuses the window)."""
+
+
 RASTER_API_STATUS_CODES: dict[type[Exception], int] = {
     UnknownProvider: status.HTTP_400_BAD_REQUEST,
     InvalidDatasetUrl: status.HTTP_400_BAD_REQUEST,
@@ -87,6 +91,7 @@ RASTER_API_STATUS_CODES: dict[type[Exception], int] = {
     CredentialsRejected: status.HTTP_502_BAD_GATEWAY,
     NotARaster: status.HTTP_400_BAD_REQUEST,
     UpstreamReadError: status.HTTP_502_BAD_GATEWAY,
+    NoPixel: status.HTTP_400_BAD_REQUEST,
 }
 
 # rio-tiler and morecantile errors caused by request parameters: 4xx, never titiler's generic 500.
@@ -177,14 +182,11 @@ def classify_s3_failure(exc: BaseException) -> S3Failure | None:
     return S3Failure.OTHER
 
 
-def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterApiError | None:
-    """The API error for a failed read of `url` with `provider`'s credentials (None: not a read error).
-
-    Public so that the mosaic endpoints word their errors the same way.
-    """
-    failure = classify_s3_failure(exc)
-    if failure is None:
-        return None
+def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterApiError:
+    """The API error for a failed read of `url` with `provider`'s credentials (`raster_api.reading` raises it)."""
+    failure = classify_s3_failure(exc) or S3Failure.OTHER
+    if any(marker in error_text(exc) for marker in BAD_WINDOW_MARKERS):
+        return NoPixel(NO_PIXEL)
     if failure is S3Failure.NOT_FOUND:
         return ObjectNotFound(f"{url} not found for provider {provider!r}")
     if failure is S3Failure.REFUSED:
@@ -193,6 +195,7 @@ def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterA
         return NotARaster(f"{url} (provider {provider!r}) is not a raster GDAL can read")
     if failure is S3Failure.BAD_CREDENTIALS:
         return CredentialsRejected(f"S3 rejected the credentials of provider {provider!r} reading {url}")
+    logger.warning("reading %s with provider %s failed: %s", url, provider, error_text(exc))
     return UpstreamReadError(f"reading {url} with provider {provider!r} failed")
 
 
@@ -283,17 +286,6 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
 
         return handler
 
-    def read_error(request: Request, exc: Exception) -> JSONResponse:
-        if any(marker in error_text(exc) for marker in BAD_WINDOW_MARKERS):
-            return _json_error(request, status.HTTP_400_BAD_REQUEST, NO_PIXEL)
-        read = request.scope.get("state", {}).get("raster_read")
-        provider = read.provider.name if read is not None else "unknown"
-        url = read.location.url if read is not None else "the dataset"
-        translated = translate_read_error(exc, provider, url) or UpstreamReadError(f"reading {url} failed")
-        if isinstance(translated, UpstreamReadError):
-            logger.error("read failed for provider %s, %s: %s", provider, url, exc)
-        return api_error(request, translated)
-
     def input_error(request: Request, exc: Exception) -> JSONResponse:
         for known in INPUT_ERRORS:
             if known.matches(exc):
@@ -307,7 +299,6 @@ def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
     for exc_class, code in USER_INPUT_STATUS_CODES.items():
         app.add_exception_handler(exc_class, user_error(code))
     app.add_exception_handler(RasterApiError, api_error)
-    app.add_exception_handler(RasterioIOError, read_error)
     app.add_exception_handler(RasterioError, unexpected)
     for exc_class in dict.fromkeys(known.exc for known in INPUT_ERRORS):
         app.add_exception_handler(exc_class, input_error)

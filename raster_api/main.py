@@ -17,21 +17,23 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette_cramjam.middleware import CompressionMiddleware
 from titiler.core.factory import AlgorithmFactory, ColorMapFactory, TilerFactory, TMSFactory
 from titiler.core.middleware import CacheControlMiddleware
-from titiler.extensions import cogValidateExtension, wmtsExtension
+from titiler.extensions import wmtsExtension
 
 from raster_api.dependencies import (
     REQUEST_GUARDS,
     BoundedPartParams,
+    CogReaderParams,
     DatasetPath,
-    ProviderEnvironment,
-    ProviderRetryRoute,
     ProviderRouterDep,
     post_process,
+    unsigned_environment,
 )
 from raster_api.errors import UnknownProvider, add_exception_handlers
 from raster_api.middleware import AccessLogMiddleware, ResponseSizeLimitMiddleware
+from raster_api.reading import ProviderReader
 from raster_api.routing import ProviderRouter
 from raster_api.settings import Settings
+from raster_api.validate import ProviderCogValidateExtension
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class CredentialHealthModel(BaseModel):
     seconds_left: float | None
     last_refresh: datetime | None
     last_error: str | None
+    last_forced_refresh: datetime | None
 
 
 class ProviderModel(BaseModel):
@@ -101,6 +104,7 @@ def _provider_model(router: ProviderRouter, name: str) -> ProviderModel:
             seconds_left=health.seconds_left,
             last_refresh=health.last_refresh,
             last_error=health.last_error,
+            last_forced_refresh=health.last_forced_refresh,
         ),
     )
 
@@ -129,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     _configure_logging()
     provider_router = ProviderRouter.from_settings(settings)
+    # In Lambda's init phase: the first tile after a cold start pays no Secrets Manager or STS call.
+    provider_router.credential_cache.prefetch()
 
     app = FastAPI(
         title=settings.api.name,
@@ -142,13 +148,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.enabled_parts = {"cog": True, "pgstac": False}
 
     cog = TilerFactory(
-        router=APIRouter(route_class=ProviderRetryRoute, dependencies=REQUEST_GUARDS),
+        router=APIRouter(dependencies=REQUEST_GUARDS),
         router_prefix="/cog",
+        reader=ProviderReader,
+        reader_dependency=CogReaderParams,
         path_dependency=DatasetPath,
-        environment_dependency=ProviderEnvironment,
+        environment_dependency=unsigned_environment,
         process_dependency=post_process,
         img_part_dependency=BoundedPartParams,
-        extensions=[cogValidateExtension(), wmtsExtension()],
+        extensions=[ProviderCogValidateExtension(), wmtsExtension(layer_identifier_provider=lambda read: read.url)],
     )
     app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
     app.include_router(TMSFactory().router, tags=["Tiling Schemes"])

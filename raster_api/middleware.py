@@ -1,9 +1,10 @@
 """One structured JSON access-log line per request, so we can always tell who read what.
 
 Pure ASGI (no `BaseHTTPMiddleware`, which would buffer tile bodies). The request id is API Gateway's when the request
-came through Mangum, else a generated one, and is echoed in `x-request-id`. The provider, bucket and key come from
-the request state that `raster_api.dependencies.resolved_read` fills in. Query-string values that could be secrets
-are redacted before they reach the log.
+came through Mangum, else a generated one, and is echoed in `x-request-id`. The objects read come from the request's
+`raster_api.reading.ReadLog`, filled by the provider-read seam: `provider`, `bucket` and `key` name the first one,
+`reads` lists every one (a mosaic tile reads many). Query-string values that could be secrets are redacted before
+they reach the log.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from raster_api.reading import read_log
+from raster_api.routing import ResolvedRead
 
 access_logger = logging.getLogger("raster_api.access")
 
@@ -83,14 +87,18 @@ class AccessLogMiddleware:
                 response["bytes"] += len(message.get("body", b""))
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            access_logger.info(json.dumps(self._record(scope, state, response, start), separators=(",", ":")))
+        with read_log() as reads:
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                record = self._record(scope, state, reads.snapshot(), response, start)
+                access_logger.info(json.dumps(record, separators=(",", ":")))
 
     @staticmethod
-    def _record(scope: Scope, state: dict[str, Any], response: dict[str, int], start: float) -> dict[str, Any]:
-        read = state.get("raster_read")
+    def _record(
+        scope: Scope, state: dict[str, Any], reads: list[ResolvedRead], response: dict[str, int], start: float
+    ) -> dict[str, Any]:
+        read = reads[0] if reads else None
         query = scope.get("query_string", b"").decode("latin-1")
         return {
             "type": "access",
@@ -102,6 +110,7 @@ class AccessLogMiddleware:
             "provider": read.provider.name if read is not None else None,
             "bucket": read.location.bucket if read is not None else None,
             "key": read.location.key if read is not None else None,
+            "reads": [{"provider": r.provider.name, "bucket": r.location.bucket, "key": r.location.key} for r in reads],
             "status": response["status"],
             "duration_ms": round((time.perf_counter() - start) * 1000, 1),
             "bytes": response["bytes"],

@@ -37,7 +37,6 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from rasterio.session import AWSSession
 from starlette import status
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -53,14 +52,10 @@ from titiler.pgstac.extensions import searchInfoExtension
 from titiler.pgstac.factory import MosaicTilerFactory, add_search_list_route, add_search_register_route
 
 from providers.aws import client as aws_client
-from raster_api.dependencies import REQUEST_GUARDS, BoundedPartParams, post_process
-from raster_api.stac_reader import (
-    COLLECTION_PROVIDER_FIELD,
-    AssetRouting,
-    ProviderRouting,
-    RoutedItemReader,
-    RoutedMosaicItemReader,
-)
+from raster_api.dependencies import REQUEST_GUARDS, BoundedPartParams, post_process, unsigned_environment
+from raster_api.reading import ReadScope
+from raster_api.routing import ProviderRouter
+from raster_api.stac_reader import COLLECTION_PROVIDER_FIELD, RoutedItemReader, RoutedMosaicItemReader
 
 logger = logging.getLogger(__name__)
 
@@ -263,12 +258,12 @@ def collection_search_id(*args: Any, **kwargs: Any) -> str:
 collection_search_id.__signature__ = inspect.signature(CollectionIdParams)  # type: ignore[attr-defined]
 
 
-def _routing_dependency(router: ProviderRouting, connection: PgstacConnection) -> type[DefaultDependency]:
+def _routing_dependency(router: ProviderRouter, connection: PgstacConnection) -> type[DefaultDependency]:
     @dataclass(init=False)
     class RoutingParams(DefaultDependency):
-        """`?provider=` and the per-asset routing rules handed to the readers."""
+        """`?provider=` and the collections' declared providers: the read scope handed to the readers."""
 
-        routing: AssetRouting = field(init=False)
+        scope: ReadScope = field(init=False)
 
         def __init__(
             self,
@@ -277,19 +272,9 @@ def _routing_dependency(router: ProviderRouting, connection: PgstacConnection) -
                 Query(description="Read only assets in buckets this provider owns; any other asset is refused (403)."),
             ] = None,
         ) -> None:
-            self.routing = AssetRouting(router, provider, connection.collection_provider)
+            self.scope = ReadScope(router, provider, connection.collection_provider)
 
     return RoutingParams
-
-
-def _environment_dependency(router: ProviderRouting) -> Callable[[], dict[str, Any]]:
-    base = dict(getattr(router, "gdal_config", {}))
-
-    def environment() -> dict[str, Any]:
-        # Unsigned at the request level: only an asset's own `env` carries credentials (no fallback identity).
-        return {**base, "session": AWSSession(aws_unsigned=True)}
-
-    return environment
 
 
 async def valid_search_list_query(request: Request) -> None:
@@ -358,7 +343,7 @@ def _mosaic_factory(
     path_dependency: Callable[..., str],
     prefix: str,
     reader_dependency: type[DefaultDependency],
-    environment: Callable[[], dict[str, Any]],
+    environment: Callable[..., dict[str, Any]],
 ) -> MosaicTilerFactory:
     return MosaicTilerFactory(
         router=APIRouter(dependencies=REQUEST_GUARDS),
@@ -400,7 +385,7 @@ def _lifespan_with_pool(app: FastAPI, connection: PgstacConnection, close_on_shu
 
 def register(
     app: FastAPI,
-    router: ProviderRouting,
+    router: ProviderRouter,
     db: DatabaseSettings | None = None,
     pool: PoolSettings | None = None,
 ) -> PgstacConnection | None:
@@ -427,7 +412,7 @@ def register(
         parts["pgstac"] = True
 
     routing = _routing_dependency(router, connection)
-    environment = _environment_dependency(router)
+    environment = unsigned_environment
 
     searches = _mosaic_factory(SearchIdParams, "/searches/{search_id}", routing, environment)
     app.include_router(searches.router, tags=[TAGS_SEARCH], prefix="/searches/{search_id}")

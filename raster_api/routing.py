@@ -1,13 +1,14 @@
 """Provider routing: which provider may read a URL, and the GDAL environment that reads it with its credentials.
 
-This is the public seam other parts of the API build on (the COG endpoints through `raster_api.dependencies`, the
-mosaic endpoints through a reader's per-asset `env`, the download endpoint through `credentials()`):
+Reads go through `raster_api.reading` (the provider-read seam), which builds on this router:
 
+- `parse_url(url) -> S3Location`: the one parser of dataset URLs (`s3://`, a DAAC's https distribution URL);
+  keys GDAL would rewrite are refused (`providers.s3`), so the location checked is the object read.
 - `resolve(url, provider) -> ResolvedRead`: parse the URL and decide the provider, or raise a 4xx error.
-- `owner(bucket)`, `check_access(provider_name, bucket)`: the same ownership rules for URLs parsed elsewhere.
+- `owner(bucket)`, `check_access(provider_name, bucket)`: the ownership rules.
 - `gdal_env(provider) -> dict`: kwargs for `rasterio.Env(**env)`.
 - `credentials(provider) -> AwsCredentials | None`: the provider's current keys (None for `unsigned`).
-- `refresh(provider)`: fetch fresh credentials after S3 refused a read.
+- `force_refresh(provider)`: fetch fresh credentials after S3 refused a read (bounded per provider).
 - `health()`: per-provider credential health for `/providers`.
 
 Ownership is exclusive (`providers.models.owner_of`): a request naming provider B for provider A's bucket is refused
@@ -26,11 +27,31 @@ from rasterio.session import AWSSession
 
 from providers import Provider, ProviderKind, S3Location, parse_s3_url
 from providers.models import owner_of
-from providers.s3 import is_valid_bucket_name
+from providers.s3 import InvalidS3Location
 from raster_api import gdal
 from raster_api.credentials import AwsCredentials, CredentialCache, CredentialHealth
 from raster_api.errors import BucketNotServed, InvalidDatasetUrl, UnknownProvider
 from raster_api.settings import GdalSettings, Settings
+
+
+def _shown(url: str, limit: int = 200) -> str:
+    """The URL as a 400 message quotes it: repr (control characters visible), and not kilobytes of it."""
+    return repr(url) if len(url) <= limit else repr(url[:limit]) + f"... ({len(url)} characters)"
+
+
+def _distribution_origins(provider: Provider) -> set[tuple[str, str]]:
+    """(scheme, host[:port]) of the https URLs that name `provider`'s objects: an earthdata provider's DAAC."""
+    if provider.kind is not ProviderKind.EARTHDATA or not provider.credentials_url:
+        return set()
+    parts = urlsplit(provider.credentials_url)
+    return {(parts.scheme, parts.netloc)}
+
+
+class _Current:
+    """Marker for "the provider's current credentials" (None already means unsigned)."""
+
+
+CURRENT = _Current()
 
 
 @dataclass(frozen=True)
@@ -95,17 +116,18 @@ class ProviderRouter:
         return owner
 
     def parse_url(self, url: str) -> S3Location:
-        """`s3://bucket/key`, or a DAAC distribution URL `https://<credentials_url host>/<bucket>/<key>`."""
-        url = url.strip()
-        if url.startswith("s3://"):
-            try:
+        """`s3://bucket/key` (key taken literally), or a DAAC distribution URL
+        `https://<credentials_url host>/<bucket>/<key>` (path percent-decoded exactly once)."""
+        try:
+            if url.startswith("s3://"):
                 return parse_s3_url(url)
-            except ValueError as exc:
-                raise InvalidDatasetUrl(str(exc)) from None
-        location = self._distribution_location(url)
+            location = self._distribution_location(url)
+        except InvalidS3Location as exc:
+            raise InvalidDatasetUrl(f"url {_shown(url)} is refused: {exc}") from None
         if location is None:
             raise InvalidDatasetUrl(
-                f"only s3://bucket/key URLs (or a DAAC's distribution URL) are read with provider credentials: {url!r}"
+                "url must be s3://bucket/key (or a DAAC's https distribution URL) to be read with provider "
+                f"credentials: {_shown(url)}"
             )
         return location
 
@@ -114,19 +136,27 @@ class ProviderRouter:
         return ResolvedRead(self.check_access(provider, location.bucket), location)
 
     def _distribution_location(self, url: str) -> S3Location | None:
-        parts = urlsplit(url)
+        """The S3 object a DAAC's distribution URL names, or None when `url` is not one of a configured DAAC."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return None
         if parts.scheme not in ("https", "http") or not parts.netloc:
             return None
-        bucket, _, key = unquote(parts.path).lstrip("/").partition("/")
-        if not key or not is_valid_bucket_name(bucket):
+        owners = [p for p in self.providers.values() if (parts.scheme, parts.netloc) in _distribution_origins(p)]
+        if not owners:
             return None
-        owner = self.owner(bucket)
-        if owner is None or owner.kind is not ProviderKind.EARTHDATA or not owner.credentials_url:
-            return None
-        daac = urlsplit(owner.credentials_url)
-        if (daac.scheme, daac.netloc) != (parts.scheme, parts.netloc):
-            return None
-        return S3Location(bucket=bucket, key=key)
+        if parts.query or parts.fragment:
+            raise InvalidS3Location("a distribution URL may not carry a query string or a fragment")
+        try:
+            path = unquote(parts.path, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidS3Location("its percent-encoding is not UTF-8") from None
+        bucket, _, key = path.removeprefix("/").partition("/")
+        location = S3Location(bucket=bucket, key=key)
+        # A DAAC's host names only that DAAC's buckets.
+        owner = self.owner(location.bucket)
+        return location if owner is not None and owner in owners else None
 
     # -- credentials and GDAL ---------------------------------------------------------------------------------
 
@@ -137,18 +167,23 @@ class ProviderRouter:
         """Current keys of `provider` (None for `unsigned`); raises `CredentialsUnavailable`."""
         return self.credential_cache.get(self._provider(provider).name)
 
-    def refresh(self, provider: Provider | str) -> None:
-        """Fetch fresh credentials now (a rotation clears GDAL's cache of the provider's buckets)."""
-        self.credential_cache.refresh(self._provider(provider).name, force=True)
+    def force_refresh(self, provider: Provider | str) -> AwsCredentials | None:
+        """After S3 refused a read: fetch fresh credentials unless a forced refresh of this provider happened within
+        `forced_refresh_interval` (strangers sending refused reads cannot make us call AWS in a loop). Returns the
+        provider's current credentials. A key change clears GDAL's cache of the provider's buckets."""
+        return self.credential_cache.refresh(self._provider(provider).name)
 
-    def gdal_env(self, provider: Provider | str) -> dict[str, Any]:
-        """kwargs for `rasterio.Env(**env)` reading with `provider`'s credentials and the Lambda GDAL settings.
+    def gdal_env(
+        self, provider: Provider | str, credentials: AwsCredentials | None | _Current = CURRENT
+    ) -> dict[str, Any]:
+        """kwargs for `rasterio.Env(**env)` reading with `provider`'s credentials (its current ones unless given)
+        and the Lambda GDAL settings.
 
         `AWS_SESSION_TOKEN` is always set explicitly (empty when the provider has none): otherwise GDAL would combine
         the provider's keys with the Lambda's own `AWS_SESSION_TOKEN` from the process environment.
         """
         provider = self._provider(provider)
-        creds = self.credentials(provider)
+        creds = self.credentials(provider) if isinstance(credentials, _Current) else credentials
         env: dict[str, Any] = {**self.gdal_config, "session": self._session(provider, creds)}
         env["AWS_REGION"] = provider.region
         if creds is None:

@@ -67,8 +67,9 @@ class CredentialSettings(BaseSettings):
     near_expiry_recheck: float = Field(default=30.0, ge=0)
     # After a failed refresh, wait this long before trying again (unless a read was refused).
     failure_backoff: float = Field(default=5.0, ge=0)
-    # A forced refresh (after S3 refused a read) is skipped when the last fetch is younger than this.
-    force_refresh_min_age: float = Field(default=2.0, ge=0)
+    # At most one forced refresh (after S3 refused a read) per provider in this many seconds: refused reads sent by
+    # anyone must not turn into a Secrets Manager or STS call each.
+    forced_refresh_interval: float = Field(default=60.0, ge=0)
     # How long a request waits for another thread's refresh of the same provider.
     lock_timeout: float = Field(default=15.0, gt=0)
     aws_connect_timeout: float = Field(default=2.0, gt=0)

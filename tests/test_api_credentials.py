@@ -27,7 +27,7 @@ def private_secret(api_env, aws_world, daac_keys, monkeypatch):
     aws_world.put_secret(secret_id, daac_keys["daac-a"].earthdata_json())
     monkeypatch.setenv("PROVIDERS_CONFIG", private_secret_config(aws_world, secret_id))
     monkeypatch.setenv("RASTER_API_CREDENTIALS_FAILURE_BACKOFF", "0")
-    monkeypatch.setenv("RASTER_API_CREDENTIALS_FORCE_REFRESH_MIN_AGE", "0")
+    monkeypatch.setenv("RASTER_API_CREDENTIALS_FORCED_REFRESH_INTERVAL", "0")
     return secret_id
 
 
@@ -35,9 +35,11 @@ def _past() -> str:
     return (datetime.now(UTC) - timedelta(minutes=5)).isoformat(sep=" ", timespec="seconds")
 
 
-def test_expired_credentials_are_503_with_retry_after(private_secret, aws_world, daac_keys, api_client, sample_urls):
+def test_expired_credentials_are_503_with_retry_after(
+    private_secret, aws_world, daac_keys, api_client_factory, sample_urls
+):
     aws_world.put_secret(private_secret, earthdata_json(daac_keys["daac-a"], expiration=_past()))
-    response = api_client.get(tile_path(), params={"url": sample_urls[DAAC_A_BUCKET]})
+    response = api_client_factory().get(tile_path(), params={"url": sample_urls[DAAC_A_BUCKET]})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "30"
     detail = response.json()["detail"]
@@ -45,9 +47,10 @@ def test_expired_credentials_are_503_with_retry_after(private_secret, aws_world,
 
 
 def test_rotation_after_expiry_recovers_on_the_next_request(
-    private_secret, aws_world, daac_keys, api_client, sample_urls
+    private_secret, aws_world, daac_keys, api_client_factory, sample_urls
 ):
     aws_world.put_secret(private_secret, earthdata_json(daac_keys["daac-a"], expiration=_past()))
+    api_client = api_client_factory()
     assert api_client.get(tile_path(), params={"url": sample_urls[DAAC_A_BUCKET]}).status_code == 503
     aws_world.put_secret(private_secret, aws_world.assume("daac-a-s3").earthdata_json())
     response = api_client.get(tile_path(), params={"url": sample_urls[DAAC_A_BUCKET]})
@@ -82,17 +85,18 @@ def test_failed_refresh_keeps_serving_still_valid_credentials(
     assert health["last_error"] == f"secret {private_secret!r} is not valid s3credentials JSON (value)"
 
 
-def test_read_refused_by_s3_is_403_saying_so(private_secret, aws_world, daac_keys, api_client):
+def test_read_refused_by_s3_is_403_saying_so(private_secret, aws_world, daac_keys, api_client_factory):
     url = fresh_object(aws_world, DAAC_A_BUCKET)
     aws_world.put_secret(private_secret, daac_keys["daac-b"].earthdata_json())  # keys S3 refuses for this bucket
-    response = api_client.get(tile_path(), params={"url": url})
+    response = api_client_factory().get(tile_path(), params={"url": url})
     assert response.status_code == 403
     assert response.json()["detail"] == f"S3 refused provider 'daac-a' read access to {url}"
 
 
-def test_read_refused_by_s3_is_retried_with_fresh_credentials(private_secret, aws_world, daac_keys, api_client):
+def test_read_refused_by_s3_is_retried_with_fresh_credentials(private_secret, aws_world, daac_keys, api_client_factory):
     url = fresh_object(aws_world, DAAC_A_BUCKET)
     aws_world.put_secret(private_secret, daac_keys["daac-b"].earthdata_json())
+    api_client = api_client_factory()
     assert api_client.get(tile_path(), params={"url": url}).status_code == 403  # the cache now holds refused keys
     # The rotator fixes the secret. The cached keys are still "fresh" (refresh interval 300 s): only the retry after
     # S3's refusal fetches the new ones, and neither the old keys nor GDAL's cached 403 fail this request.
@@ -116,7 +120,8 @@ def test_rotation_clears_a_cached_403_for_the_providers_buckets(private_secret, 
         assert src.read(1, window=((0, 1), (0, 1)))[0, 0] == 10
 
 
-def test_tiles_do_not_fetch_credentials_per_request(api_app, api_client, sample_urls):
+def test_first_tiles_after_start_up_fetch_no_credentials(api_app, api_client, sample_urls):
+    """Fetched during start-up (Lambda's init phase): no tile, not even the first, waits for Secrets Manager/STS."""
     cache = api_app.state.provider_router.credential_cache
     calls: dict[str, int] = {}
 
@@ -131,7 +136,8 @@ def test_tiles_do_not_fetch_credentials_per_request(api_app, api_client, sample_
     for _ in range(5):
         for bucket in (DAAC_A_BUCKET, PARTNER_BUCKET, OWN_BUCKET):
             assert api_client.get(tile_path(), params={"url": sample_urls[bucket]}).status_code == 200
-    assert calls == {"daac-a": 1, "partner": 1, "own": 1}
+    assert calls == {}
+    assert all(api_client.get(f"/providers/{name}").json()["credentials"]["available"] for name in ("daac-a", "own"))
 
 
 # --- the cache on its own: concurrency and refresh timing ------------------------------------------------------

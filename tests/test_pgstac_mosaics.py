@@ -457,7 +457,7 @@ def test_mosaic_picks_up_rotated_credentials_after_s3_refuses_the_cached_ones(
             provider["secret_id"] = secret_id
     monkeypatch.setenv("PROVIDERS_CONFIG", json.dumps(config))
     monkeypatch.setenv("DATABASE_URL", pgstac_db.dsn)
-    monkeypatch.setenv("RASTER_API_CREDENTIALS_FORCE_REFRESH_MIN_AGE", "0")
+    monkeypatch.setenv("RASTER_API_CREDENTIALS_FORCED_REFRESH_INTERVAL", "0")
     with TestClient(create_app()) as rotating:
         refused = _tile(rotating, "/collections/daac-a-rotation")
         assert refused.status_code == 403, refused.text

@@ -1,0 +1,157 @@
+"""The one provider-read seam: every dataset the API reads, for the COG, mosaic and item routes alike, is opened here.
+
+`ProviderReader` is rio-tiler's `Reader` opened through a request's `ReadScope`, which does, in this order:
+1. resolve: the URL is parsed once into its canonical `S3Location` and the provider that may read it is decided
+   (`ProviderRouter.check_access`: the bucket's owner; `?provider=` and a collection's declared provider can only
+   refuse, never widen). GDAL is given the location's own path, never the URL as written;
+2. credentials: the provider's `rasterio.Env` is entered for the reader's whole life (the request-level env of every
+   route is unsigned, so a read that bypassed this seam could not borrow the Lambda's identity);
+3. retry: when S3 refuses the open, the provider's credentials are refreshed (at most once per
+   `RASTER_API_CREDENTIALS_FORCED_REFRESH_INTERVAL`) and, if they changed, the open is tried once more after GDAL's
+   cache of that path is dropped;
+4. errors: GDAL failures become API errors naming the provider and the object (`translate_read_error`), at open and
+   during reads alike;
+5. record: each read is added to the request's `ReadLog`, which the access-log line reports.
+
+A request's `ReadLog` is started by the access-log middleware and reached through a context variable; a scope keeps
+the log it was created with, so rio-tiler's worker threads (which do not inherit context variables) record into it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import attr
+import rasterio
+from rasterio.errors import RasterioIOError
+from rio_tiler.io import Reader
+
+from raster_api import gdal
+from raster_api.errors import S3Failure, classify_s3_failure, translate_read_error
+from raster_api.routing import ProviderRouter, ResolvedRead
+
+# S3 answers that fresh credentials may cure.
+RETRYABLE = frozenset({S3Failure.REFUSED, S3Failure.BAD_CREDENTIALS})
+
+
+@dataclass
+class ReadLog:
+    """The objects one request read (or tried to), in order; appended to from any thread."""
+
+    reads: list[ResolvedRead] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, read: ResolvedRead) -> None:
+        with self._lock:
+            if read not in self.reads:
+                self.reads.append(read)
+
+    def snapshot(self) -> list[ResolvedRead]:
+        with self._lock:
+            return list(self.reads)
+
+
+_current_log: ContextVar[ReadLog | None] = ContextVar("raster_api_read_log", default=None)
+
+
+@contextmanager
+def read_log() -> Iterator[ReadLog]:
+    """Collect the reads of the code run inside (the access-log middleware wraps each request with it)."""
+    log = ReadLog()
+    token = _current_log.set(log)
+    try:
+        yield log
+    finally:
+        _current_log.reset(token)
+
+
+def current_read_log() -> ReadLog:
+    """The running request's log (a throwaway one outside a request, e.g. in a script)."""
+    return _current_log.get() or ReadLog()
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class ReadScope:
+    """One request's read rules: the router, the provider the request names, the collections' declarations."""
+
+    router: ProviderRouter
+    provider: str | None = None
+    collection_provider: Callable[[str], str | None] = attr.ib(default=lambda _collection: None)
+    log: ReadLog = attr.ib(factory=current_read_log)
+
+    def resolve(self, url: str, collection: str | None = None) -> ResolvedRead:
+        """The canonical object and the provider that reads it for this request, or a 400/403 error."""
+        location = self.router.parse_url(url)
+        if collection and (declared := self.collection_provider(collection)):
+            self.router.check_access(declared, location.bucket)
+        return ResolvedRead(self.router.check_access(self.provider, location.bucket), location)
+
+    def open(self, read: ResolvedRead, stack: ExitStack, opener: Callable[[str], Any] = rasterio.open) -> Any:
+        """`opener(gdal_path)` inside the provider's env (kept on `stack`), retried once with fresh credentials."""
+        self.log.add(read)
+        provider, path = read.provider, read.gdal_path
+        credentials = self.router.credentials(provider)
+        stack.enter_context(rasterio.Env(**self.router.gdal_env(provider, credentials)))
+        try:
+            try:
+                return opener(path)
+            except RasterioIOError as exc:
+                if classify_s3_failure(exc) not in RETRYABLE:
+                    raise
+                fresh = self.router.force_refresh(provider)
+                if fresh == credentials:
+                    raise  # nothing new to try (or refreshed too recently): S3's answer stands
+                gdal.invalidate_path(path)
+                stack.enter_context(rasterio.Env(**self.router.gdal_env(provider, fresh)))
+                return opener(path)
+        except RasterioIOError as exc:
+            raise translate_read_error(exc, read.provider.name, read.url) from exc
+
+    def reader(self, collection: str | None = None) -> Callable[..., ProviderReader]:
+        """A reader factory for rio-tiler's multi-asset readers (`_get_reader`): `factory(href, **options)`."""
+
+        def open_asset(href: str, **options: Any) -> ProviderReader:
+            # titiler hands a COG reader its path dependency's value the same way: a resolved read as `input`.
+            return ProviderReader(self.resolve(href, collection), scope=self, **options)  # type: ignore[arg-type]
+
+        return open_asset
+
+
+@attr.s
+class ProviderReader(Reader):
+    """rio-tiler's COG reader, opened through the provider-read seam; `input` is the resolved read."""
+
+    scope: ReadScope = attr.ib(kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            if not self.dataset:
+                self.dataset = self.scope.open(self.resolved, self._ctx_stack, self._open)
+            super().__attrs_post_init__()
+        except BaseException:
+            # No `with` block will close a reader that failed to open: leave the thread's GDAL env as it was.
+            self._ctx_stack.close()
+            raise
+
+    def _open(self, path: str) -> Any:
+        return self._ctx_stack.enter_context(rasterio.open(path))
+
+    @property
+    def resolved(self) -> ResolvedRead:
+        """The object this reader reads (its `input`: titiler passes the path dependency's value through)."""
+        return cast(ResolvedRead, self.input)
+
+    @property
+    def read_path(self) -> str:
+        return self.resolved.gdal_path
+
+    def __exit__(self, exc_type: Any, exc_value: BaseException | None, traceback: Any) -> None:
+        self.close()
+        if isinstance(exc_value, RasterioIOError):
+            # A failure after the open (a range request refused or lost): worded like one at the open.
+            raise translate_read_error(exc_value, self.resolved.provider.name, self.resolved.url) from exc_value
