@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -107,6 +109,10 @@ class AwsWorld:
     endpoint: str  # http://127.0.0.1:PORT
     admin: Keys
     role_arns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def recording(self) -> WireRecording:
+        return WireRecording(self.endpoint)
 
     @property
     def host_port(self) -> str:
@@ -251,21 +257,93 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class WireRequest:
+    """One request as moto received it: the wire truth of who asked for what."""
+
+    method: str
+    url: str  # raw, as sent (path style: /bucket/key?query)
+    service: str | None  # from the SigV4 credential scope; None when unsigned
+    access_key_id: str | None
+
+    @property
+    def bucket_and_key(self) -> tuple[str, str]:
+        """The bucket asked, and the object key (or, for a listing, the prefix listed: GDAL lists `key/` to tell a
+        missing object from a directory)."""
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        parts = urlsplit(self.url)
+        bucket, _, key = unquote(parts.path).removeprefix("/").partition("/")
+        if not key:
+            key = parse_qs(parts.query).get("prefix", [""])[0]
+        return bucket, key
+
+
+_CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/[^/]+/[^/]+/([^/]+)/aws4_request")
+
+
+def _wire_request(entry: Mapping[str, Any]) -> WireRequest:
+    headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
+    match = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
+    return WireRequest(
+        method=entry.get("method", ""),
+        url=entry.get("url", ""),
+        service=match.group(2) if match else None,
+        access_key_id=match.group(1) if match else None,
+    )
+
+
+class WireRecording:
+    """moto's request recorder (`/moto-api/recorder/...`): what the emulator received between two `reset()`s."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def _post(self, action: str) -> None:
+        requests.post(f"{self.endpoint}/moto-api/recorder/{action}", timeout=10).raise_for_status()
+
+    def start(self) -> None:
+        self._post("reset-recording")
+        self._post("start-recording")
+
+    def stop(self) -> None:
+        self._post("stop-recording")
+
+    def reset(self) -> None:
+        self._post("reset-recording")
+
+    def requests(self) -> list[WireRequest]:
+        answer = requests.get(f"{self.endpoint}/moto-api/recorder/download-recording", timeout=10)
+        answer.raise_for_status()
+        return [_wire_request(json.loads(line)) for line in answer.text.splitlines() if line.strip()]
+
+    def s3_requests(self) -> list[WireRequest]:
+        """Requests to S3 (signed for s3, or unsigned and not to moto's own API)."""
+        return [
+            r
+            for r in self.requests()
+            if r.service == "s3" or (r.service is None and not r.url.startswith(("/moto-api", "http")))
+        ]
+
+
 @contextmanager
 def moto_server(port: int = 0, log_path: str | None = None) -> Iterator[str]:
     """Run moto's server in a child process on 127.0.0.1; yields its endpoint URL.
 
     A child process, not `ThreadedMotoServer`: GDAL can hold the GIL while it waits on a socket (seen with a cached
     file header and a 403), and a server thread in the same interpreter then never answers: a deadlock.
+    Its request recorder (off until `WireRecording.start()`) writes next to the log, or to a temporary file.
     """
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - closed below
+    recording = (log_path or os.path.join(tempfile.gettempdir(), f"moto-{port}")) + ".recording.jsonl"
     proc = subprocess.Popen(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, "MOTO_RECORDER_FILEPATH": recording},
     )
     try:
         deadline = time.monotonic() + 30

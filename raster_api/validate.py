@@ -5,7 +5,6 @@ provider credentials and skip the retry, error wording and access record. Here t
 `ProviderReader` first, and rio-cogeo then reads the same canonical path inside that reader's provider env.
 """
 
-
 from typing import Annotated, Any
 
 import rasterio

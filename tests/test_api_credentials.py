@@ -198,3 +198,23 @@ def test_rotation_is_reported_once_per_key_change():
     for _ in range(3):
         cache.get("p")
     assert rotated == ["p"]
+
+
+def test_a_burst_of_refused_reads_forces_at_most_one_refresh_per_interval(
+    private_secret, aws_world, daac_keys, monkeypatch, api_client_factory
+):
+    monkeypatch.setenv("RASTER_API_CREDENTIALS_FORCED_REFRESH_INTERVAL", "60")
+    aws_world.put_secret(private_secret, daac_keys["daac-b"].earthdata_json())  # valid keys S3 refuses here
+    client = api_client_factory()
+    cache = client.app.state.provider_router.credential_cache
+    fetches: list[str] = []
+    fetch = cache.fetchers[ProviderKind.EARTHDATA]
+    cache.fetchers[ProviderKind.EARTHDATA] = lambda provider: fetches.append(provider.name) or fetch(provider)
+    assert client.get("/providers/daac-a").json()["credentials"]["last_forced_refresh"] is None
+    for _ in range(10):
+        url = fresh_object(aws_world, DAAC_A_BUCKET)
+        response = client.get(tile_path(), params={"url": url})
+        assert response.status_code == 403
+        assert response.json()["detail"] == f"S3 refused provider 'daac-a' read access to {url}"
+    assert fetches == ["daac-a"]
+    assert client.get("/providers/daac-a").json()["credentials"]["last_forced_refresh"] is not None

@@ -518,3 +518,49 @@ def test_lambda_invocations_reuse_the_pool_opened_at_init(
         assert app.state.dbpool is pool and not pool.closed
     finally:
         app.state.pgstac.close()
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        f"s3://{OWN_BUCKET}/../{DAAC_A_BUCKET}/{PREFIX}/west.tif",
+        f"http://127.0.0.1:9/{DAAC_A_BUCKET}/%2e%2e/{OWN_BUCKET}/{PREFIX}/east.tif",
+        # (pgstac cannot store a NUL; pystac turns these backslashes into slashes, and the result is refused)
+        f"s3://{OWN_BUCKET}/{PREFIX}\\..\\..\\{DAAC_A_BUCKET}\\{PREFIX}\\west.tif",
+    ],
+)
+def test_asset_href_climbing_into_another_bucket_is_400_and_reaches_no_bucket(
+    client: TestClient, pgstac_db: PgstacDatabase, aws_world: AwsWorld, href: str
+) -> None:
+    collection = f"climb-{abs(hash(href))}"
+    load_collections(pgstac_db.dsn, [stac_collection(collection, WEST_BOUNDS)])
+    load_items(pgstac_db.dsn, [stac_item(collection, f"{collection}-item", href, WEST_BOUNDS)])
+    wire = aws_world.recording
+    wire.start()
+    try:
+        mosaic = _tile(client, f"/collections/{collection}")
+        item = _tile(client, f"/collections/{collection}/items/{collection}-item")
+        received = wire.s3_requests()
+    finally:
+        wire.stop()
+    for response in (mosaic, item):
+        assert response.status_code == 400, response.text
+        # The item route gets the href through pystac, which turns backslashes into slashes: refused either way.
+        shown = {repr(href), repr(href.replace(chr(92), "/"))}
+        detail = response.json()["detail"]
+        assert any(detail.startswith(f"url {form} is refused: ") for form in shown), detail
+        assert detail.endswith(("key contains a '.' or '..' path segment", "key contains a backslash")), detail
+    assert received == []
+
+
+def test_mosaic_access_log_names_each_assets_provider_bucket_and_key(client: TestClient, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="raster_api.access")
+    search_id = _register(client, ["daac-a-west", "own-east"])
+    assert _tile(client, f"/searches/{search_id}").status_code == 200
+    line = json.loads([r.getMessage() for r in caplog.records if r.name == "raster_api.access"][-1])
+    assert sorted((r["provider"], r["bucket"], r["key"]) for r in line["reads"]) == [
+        ("daac-a", DAAC_A_BUCKET, f"{PREFIX}/west.tif"),
+        ("own", OWN_BUCKET, f"{PREFIX}/east.tif"),
+    ]
