@@ -26,6 +26,7 @@
   let layer = null;
   let outline = null;
   let loadToken = 0;
+  let lastColormap = DEFAULT_COLORMAP; // the colormap chosen for one-band views, kept across RGB views and sources
   const colormaps = new Map();
 
   // ---- map: no basemap, so give it references of its own (outline, graticule, coordinates, scale) ----------------
@@ -270,7 +271,7 @@
       bidx: choice === "expr" || (source.info.count || 1) === 1 ? [] : choice.split(","),
       expression,
       rescale: lo !== "" && hi !== "" ? `${lo},${hi}` : "",
-      colormap_name: els.colormap.value,
+      colormap_name: els.colormap.disabled ? lastColormap : els.colormap.value,
     };
     if (isRgb(state)) state.colormap_name = "";
     return state;
@@ -330,7 +331,8 @@
       source.stats = stats.status === "fulfilled" ? stats.value : null;
       els.stats.textContent = stats.status === "fulfilled" ? JSON.stringify(stats.value, null, 2) : stats.reason.message;
       outline = L.geoJSON(info.value, {
-        interactive: false, style: { color: "#d7263d", weight: 2, fill: false, dashArray: "6 4" },
+        interactive: false,
+        style: { color: "#d7263d", weight: 2, fill: false, dashArray: "6 4", className: "cog-outline" },
       }).addTo(map);
       map.fitBounds(outline.getBounds(), { padding: [24, 24] });
     }
@@ -346,6 +348,7 @@
     }
     remember(state, true); // the link now says exactly what is shown
     view = state;
+    if (!isRgb(state)) lastColormap = state.colormap_name;
     els.shareUrl.value = window.location.href;
     fillRenderControls(state);
     els.render.disabled = false;
@@ -627,7 +630,7 @@
     setTimeout(() => { button.textContent = label; }, 1200);
   }
 
-  const keepColormap = () => (view && view.colormap_name) || els.colormap.value || DEFAULT_COLORMAP;
+  const keepColormap = () => lastColormap;
 
   els.sample.addEventListener("change", () => {
     const opt = els.sample.selectedOptions[0];
