@@ -144,9 +144,11 @@ def _wait_for_map(page: Page) -> None:
     )
 
 
-def _screenshot(page: Page, name: str) -> None:
+def _screenshot(page: Page, name: str, panel_part: str) -> None:
+    """With `VIEWER_SCREENSHOTS` set: the page, its side panel scrolled to `panel_part` (a selector)."""
     if SCREENSHOTS is not None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator(panel_part).evaluate("(el) => el.scrollIntoView({ block: 'start' })")
         page.screenshot(path=str(SCREENSHOTS / name))
 
 
@@ -157,6 +159,7 @@ def _click_image(page: Page, column_fraction: float, row_fraction: float = 0.5) 
     page.mouse.click(box["x"] + box["width"] * column_fraction, box["y"] + box["height"] * row_fraction)
     popup = page.locator(".value-popup .leaflet-popup-content")
     popup.filter(has_not_text="reading").wait_for()
+    page.wait_for_function("getComputedStyle(document.querySelector('.value-popup')).opacity === '1'")
     return popup.inner_text()
 
 
@@ -173,7 +176,6 @@ def opening_visit(browser: Browser, viewer_url: str) -> Visit:
         _wait_for_map(page)
         page.wait_for_selector("#validation .verdict")
         seen.map_png = page.locator("#map").screenshot()
-        _screenshot(page, "viewer-opening.png")
         seen.texts["status"] = page.inner_text("#status")
         seen.texts["verdict"] = page.inner_text("#verdict")
         seen.texts["facts"] = page.inner_text("#facts")
@@ -185,6 +187,7 @@ def opening_visit(browser: Browser, viewer_url: str) -> Visit:
         seen.histogram_colours = page.locator("canvas.histogram-canvas").first.evaluate(CANVAS_IS_DRAWN)
         seen.strip_colours = page.locator("#colormap-strip").evaluate(CANVAS_IS_DRAWN)
         seen.texts["popup"] = _click_image(page, (CLICK_COLUMN + 0.5) / 512)
+        _screenshot(page, "viewer-opening.png", "#render")
 
         page.fill("#rescale-min", "100")
         page.fill("#rescale-max", "130")
@@ -236,8 +239,7 @@ def non_cog_visit(browser: Browser, viewer_url: str) -> Visit:
         page.wait_for_selector("#verdict.invalid")
         page.wait_for_function("document.getElementById('tile-url').value.includes('striped')")
         _wait_for_map(page)
-        page.locator("#validation").scroll_into_view_if_needed()
-        _screenshot(page, "viewer-validation.png")
+        _screenshot(page, "viewer-validation.png", "#validation")
         seen.texts["verdict"] = page.inner_text("#verdict")
         seen.texts["messages"] = page.inner_text("#cog-messages")
         seen.texts["facts"] = page.inner_text("#facts")

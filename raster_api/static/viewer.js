@@ -30,7 +30,8 @@
   const colormaps = new Map();
 
   // ---- map: no basemap, so give it references of its own (outline, graticule, coordinates, scale) ----------------
-  const map = L.map("map", { center: [20, 0], zoom: 2, worldCopyJump: true });
+  const map = L.map("map", { center: [20, 0], zoom: 2, worldCopyJump: true, zoomControl: false });
+  L.control.zoom({ position: "topright" }).addTo(map); // the graticule's latitude labels sit on the left edge
   map.attributionControl.setPrefix(false);
   L.control.scale({ imperial: false }).addTo(map);
   const graticule = L.layerGroup().addTo(map);
@@ -501,7 +502,8 @@
     if (!stats) { els.histograms.hidden = true; return; }
     els.histograms.hidden = false;
     const [lo, hi] = state.rescale.split(",").map(Number);
-    const shown = new Set(state.expression ? [] : state.bidx.map((b) => `b${b}`));
+    // The bands the map shows are drawn in full; the others are dimmed. No `bidx` means every band is shown.
+    const shown = new Set(state.expression ? [] : state.bidx.length ? state.bidx.map((b) => `b${b}`) : Object.keys(stats));
     for (const [band, s] of Object.entries(stats)) {
       const figure = document.createElement("figure");
       figure.className = shown.has(band) ? "histogram shown" : "histogram";
