@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -24,7 +24,16 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, Request, Route
 
-from local_stack.aws_world import NON_COG_URL, OWN_BUCKET, PARTNER_BUCKET, AwsWorld, Keys, free_port, providers_config
+from local_stack.aws_world import (
+    DAAC_A_BUCKET,
+    NON_COG_URL,
+    OWN_BUCKET,
+    PARTNER_BUCKET,
+    AwsWorld,
+    Keys,
+    free_port,
+    providers_config,
+)
 from local_stack.processes import api_argv, base_env, start_process, stop_process, wait_until_healthy
 from local_stack.samples import expected_value
 
@@ -114,8 +123,11 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-def _open(browser: Browser, address: str, seen: Visit) -> Page:
-    """A page that may only reach 127.0.0.1 and records console errors and the tiles it asks for."""
+def _open(browser: Browser, address: str, seen: Visit, stub: Callable[[Page], None] | None = None) -> Page:
+    """A page that may only reach 127.0.0.1 and records console errors and the tiles it asks for.
+
+    `stub` may add routes of its own before the page loads (Playwright tries the last added route first).
+    """
 
     def only_loopback(route: Route, request: Request) -> None:
         if urlsplit(request.url).hostname == "127.0.0.1":
@@ -130,6 +142,8 @@ def _open(browser: Browser, address: str, seen: Visit) -> Page:
     page.on("pageerror", lambda exc: seen.page_errors.append(str(exc)))
     page.on("request", lambda r: seen.tile_requests.append(r.url) if "/cog/tiles/" in r.url else None)
     page.on("response", lambda r: seen.tile_statuses.append(r.status) if "/cog/tiles/" in r.url else None)
+    if stub is not None:
+        stub(page)
     page.goto(address)
     return page
 
@@ -292,6 +306,36 @@ def missing_object_visit(browser: Browser, viewer_url: str) -> Visit:
     return _refused(browser, viewer_url, "own", "s3://own-data/cogs/no-such-file.tif")
 
 
+@pytest.fixture(scope="module")
+def unavailable_credentials_visit(browser: Browser, viewer_url: str, sample_urls: dict[str, str]) -> Visit:
+    """The API's 503 for credentials it cannot get (body and Retry-After as `raster_api.errors` sends them).
+
+    Stubbed in the browser: this world's credentials are always there, and the test is about the page's words.
+    """
+    detail = "credentials for provider 'daac-a' are unavailable; retry later"
+
+    def unavailable(page: Page) -> None:
+        page.route(
+            "**/cog/info.geojson?*",
+            lambda route: route.fulfill(
+                status=503,
+                headers={"Retry-After": "30"},
+                content_type="application/json",
+                body=json.dumps({"detail": detail, "request_id": "stub"}),
+            ),
+        )
+
+    seen = Visit()
+    link = f"{viewer_url}?{urlencode({'url': sample_urls[DAAC_A_BUCKET], 'provider': 'daac-a'})}"
+    page = _open(browser, link, seen, stub=unavailable)
+    try:
+        page.wait_for_selector("#status.error")
+        seen.texts["status"] = page.inner_text("#status")
+    finally:
+        page.close()
+    return seen
+
+
 # ---- opening `/` -------------------------------------------------------------------------------------------------
 
 
@@ -435,6 +479,12 @@ def test_missing_object_is_explained(missing_object_visit: Visit) -> None:
     status = missing_object_visit.texts["status"]
     assert "s3://own-data/cogs/no-such-file.tif not found for provider 'own' (HTTP 404)." in status
     assert "Check the bucket and the key" in status
+
+
+def test_unavailable_credentials_say_when_to_retry(unavailable_credentials_visit: Visit) -> None:
+    status = unavailable_credentials_visit.texts["status"]
+    assert "credentials for provider 'daac-a' are unavailable; retry later (HTTP 503)." in status
+    assert "The credentials of provider 'daac-a' are not available right now. Press Show again in 30 s." in status
 
 
 def test_a_failed_view_is_still_a_shareable_link(wrong_provider_visit: Visit, sample_urls: dict[str, str]) -> None:
