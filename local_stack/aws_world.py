@@ -397,16 +397,25 @@ SAMPLE_KEYS: dict[str, str] = {
 }
 
 
+# Not a COG on purpose (striped, no overviews; local_stack.samples.make_striped_geotiff): what the viewer's
+# validation panel must flag. Kept out of SAMPLE_KEYS, which maps each bucket to its one COG.
+NON_COG_BUCKET = OWN_BUCKET
+NON_COG_KEY = "uploads/striped-no-overviews.tif"
+NON_COG_URL = f"s3://{NON_COG_BUCKET}/{NON_COG_KEY}"
+
+
 def sample_url(bucket: str) -> str:
     return f"s3://{bucket}/{SAMPLE_KEYS[bucket]}"
 
 
 def upload_samples(world: AwsWorld) -> dict[str, str]:
-    """Put one sample COG into each private bucket; returns bucket -> s3:// URL."""
-    from local_stack.samples import make_cog
+    """Put one sample COG into each private bucket, and the non-COG at `NON_COG_URL`; returns bucket -> s3:// URL
+    of each bucket's COG."""
+    from local_stack.samples import make_cog, make_striped_geotiff
 
     for bucket, base in SAMPLE_BASES.items():
         world.put_object(bucket, SAMPLE_KEYS[bucket], make_cog(base))
+    world.put_object(NON_COG_BUCKET, NON_COG_KEY, make_striped_geotiff())
     return {bucket: sample_url(bucket) for bucket in SAMPLE_BASES}
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from local_stack.aws_world import (
     EARTHDATA_LOGIN_SECRET,
+    NON_COG_URL,
     AwsWorld,
     build_world,
     moto_server,
@@ -234,6 +235,11 @@ def _viewer_samples(providers_json: str, samples: dict[str, str]) -> list[dict[s
         owner = owner_of(providers, bucket)
         name = owner.name if owner else ""
         out.append({"url": url, "provider": name, "title": f"{owner.display_title if owner else bucket}: {url}"})
+    # The one that is not a COG, so a publisher can see what the validation panel says about a bad upload.
+    bucket = NON_COG_URL.split("/")[2]
+    owner = owner_of(providers, bucket)
+    title = f"Not a COG (striped, no overviews): {NON_COG_URL}"
+    out.append({"url": NON_COG_URL, "provider": owner.name if owner else "", "title": title})
     return out
 
 

@@ -47,3 +47,42 @@ def make_cog(base: int, bounds: tuple[float, float, float, float] = DEFAULT_BOUN
 def expected_value(base: int, column: int, size: int = 512) -> int:
     """The pixel value of the sample with `base` at full-resolution `column`."""
     return base + (column // 64)
+
+
+# Next to the own sample (east of it), so both outlines can be seen on one map.
+STRIPED_BOUNDS = (-119.0, 34.0, -118.0, 35.0)
+
+
+def make_striped_geotiff(bounds: tuple[float, float, float, float] = STRIPED_BOUNDS, size: int = 1024) -> bytes:
+    """Return a GeoTIFF that is deliberately NOT a COG: striped (no internal tiling) and without overviews.
+
+    What a publisher uploads before running `rio cogeo create`: the viewer's validation panel must name both
+    problems. Three uint8 bands (red: column ramp, green: row ramp, blue: 200) so band selection and an RGB
+    rendering have something to show.
+    """
+    ramp = (np.arange(size, dtype=np.uint32) * 250 // size + 1).astype(np.uint8)
+    data = np.stack(
+        [
+            np.broadcast_to(ramp, (size, size)),
+            np.broadcast_to(ramp[:, None], (size, size)),
+            np.full((size, size), 200, dtype=np.uint8),
+        ]
+    )
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:4326",
+        "transform": from_bounds(*bounds, size, size),
+        "nodata": 0,
+        "tiled": False,
+        "blockysize": 8,
+        "compress": "DEFLATE",
+        "interleave": "pixel",
+    }
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(data)
+        return bytes(mem.read())

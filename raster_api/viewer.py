@@ -1,9 +1,11 @@
 """The publisher viewer: one HTML page at `/` to preview a COG through the API itself.
 
-Data publishers pick a provider, paste an `s3://` URL (or pick a configured sample), and see `/cog/info`,
-`/cog/statistics` and the tiles on a Leaflet map with rescale and colormap controls. The page must work with no
-internet (and so no CDN): Leaflet's script and style come from the `xstatic-leaflet` package and are served by this
-API, and there is no external basemap.
+Data publishers check a COG before they publish it: the page opens on the first sample (or the `url`/`provider` of
+its query string), shows `/cog/validate` as a verdict with the facts a publisher checks, a histogram per band, the
+tiles on a Leaflet map with band, rescale and colormap controls, and the value under a click; the view lives in the
+query string so a link reopens it. All of it is `static/viewer.js` calling this API's own endpoints. The page must
+work with no internet (and so no CDN): Leaflet's script and style come from the `xstatic-leaflet` package and are
+served by this API, histograms and the colormap strip are drawn on canvases, and there is no external basemap.
 
 Samples are configuration (`RASTER_API_VIEWER_SAMPLES`, a JSON list of `{"url", "provider"?, "title"?}`), so the
 local stack can offer its sample COGs while a deployment offers none or its own.
