@@ -8,7 +8,6 @@ metric and its alarm fire; the message names each failed provider and its fault,
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,22 +33,26 @@ def providers_from_event(event: Mapping[str, Any] | None) -> list[str] | None:
     return names
 
 
-# Stop starting new providers this long before Lambda's own timeout, so the summary, the metrics and the error are
+# Every provider's deadline ends this long before Lambda's own timeout, so the summary, the metrics and the error are
 # still emitted when Earthdata is slow.
 SAFETY_MARGIN_SECONDS = 15.0
 
 
-def deadline_from_context(context: Any) -> float | None:
-    """A `time.monotonic()` deadline from the Lambda context (None outside Lambda)."""
+def time_budget_from_context(context: Any) -> float | None:
+    """Seconds the run may take: the invocation's remaining time less the safety margin (None outside Lambda)."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if not callable(remaining):
         return None
-    return time.monotonic() + remaining() / 1000.0 - SAFETY_MARGIN_SECONDS
+    return remaining() / 1000.0 - SAFETY_MARGIN_SECONDS
 
 
 def handler(event: Mapping[str, Any] | None, context: Any) -> RotationResult:
     configure_logging()
-    report = run(names=providers_from_event(event), deadline=deadline_from_context(context))
+    report = run(
+        names=providers_from_event(event),
+        time_budget=time_budget_from_context(context),
+        reserve_seconds=SAFETY_MARGIN_SECONDS,
+    )
     result = report.result()
     if report.failed:
         raise RotationFailedError(report.failure_message())
