@@ -1,8 +1,10 @@
-"""`credential-rotator [--provider NAME]... [--dry-run]`: run a rotation by hand, e.g. to test an Earthdata login.
+"""`credential-rotator [--provider NAME]... [--dry-run | --check]`: run a rotation by hand, e.g. to test a login.
 
 Same environment as the Lambda (PROVIDERS_CONFIG, EARTHDATA_*, AWS_*). A dry run fetches and validates but writes
-nothing and prints what would be written with the secret values redacted. Logs go to stderr as JSON; the summary to
-stdout. Exit status: 0 when every provider rotated, 1 when any failed, 2 on a usage or configuration error.
+nothing and prints what would be written with the secret values redacted. `--check` writes nothing either and prints
+one line per provider: `NAME: ok: login OK; credentials valid until ...`, or `eula_not_accepted`, `unreachable`,
+`login_failed`, `error` with the reason. Logs go to stderr as JSON; the summary to stdout. Exit status: 0 when every
+provider rotated (or checked OK), 1 when any failed, 2 on a usage or configuration error.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from credential_rotator.check import run_check
 from credential_rotator.observability import MetricsEmitter, configure_logging
 from credential_rotator.rotate import RotationReport, run
 from providers import ProvidersConfigError
@@ -31,7 +34,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help="rotate only this provider (repeatable; default: every earthdata provider in PROVIDERS_CONFIG)",
     )
-    parser.add_argument("--dry-run", action="store_true", help="fetch and validate, print redacted, write nothing")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="fetch and validate, print redacted, write nothing")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="per provider: login OK / EULA not accepted / endpoint unreachable / credentials valid until; "
+        "writes nothing",
+    )
     return parser.parse_args(argv)
 
 
@@ -50,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("stderr")
     try:
+        if args.check:
+            result = run_check(args.providers)
+            for name, check in result["check"].items():
+                print(f"{name}: {check['status']}: {check['message']}")
+            return 0 if result["ok"] else 1
         report = run(names=args.providers, dry_run=args.dry_run, metrics=MetricsEmitter(enabled=False))
     except ProvidersConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

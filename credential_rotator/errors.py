@@ -11,6 +11,9 @@ class RotationError(Exception):
     """Base class: one provider's rotation (or the shared login step) failed; its secret was left untouched."""
 
     fault = "error"
+    # True when the provider's own deadline (its share of the invocation's time) cut the wait short: not a fact
+    # about the endpoint, so it is neither cached for the run nor taken as an EDL outage.
+    by_deadline = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -3,15 +3,19 @@
 A scheduled event rotates every earthdata provider; `{"providers": ["daac-a", ...]}` rotates only those. The
 invocation ends in error when any provider failed (after all the others were written), so the Lambda's `Errors`
 metric and its alarm fire; the message names each failed provider and its fault, never a credential.
+
+`{"check": true}` (what the post-deploy run sends) writes nothing: it checks each provider's login and DAAC and
+returns `{"ok": bool, "check": {name: {"status", "message", "valid_until"}}}` (see `credential_rotator.check`); a
+provider that is not OK is logged at ERROR but does not fail the invocation.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
+from credential_rotator.check import CheckResult, CheckStatus, run_check
 from credential_rotator.observability import configure_logging
 from credential_rotator.rotate import RotationResult, run
 
@@ -34,22 +38,42 @@ def providers_from_event(event: Mapping[str, Any] | None) -> list[str] | None:
     return names
 
 
-# Stop starting new providers this long before Lambda's own timeout, so the summary, the metrics and the error are
+# Every provider's deadline ends this long before Lambda's own timeout, so the summary, the metrics and the error are
 # still emitted when Earthdata is slow.
 SAFETY_MARGIN_SECONDS = 15.0
 
 
-def deadline_from_context(context: Any) -> float | None:
-    """A `time.monotonic()` deadline from the Lambda context (None outside Lambda)."""
+def time_budget_from_context(context: Any) -> float | None:
+    """Seconds the run may take: the invocation's remaining time less the safety margin (None outside Lambda)."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if not callable(remaining):
         return None
-    return time.monotonic() + remaining() / 1000.0 - SAFETY_MARGIN_SECONDS
+    return remaining() / 1000.0 - SAFETY_MARGIN_SECONDS
 
 
-def handler(event: Mapping[str, Any] | None, context: Any) -> RotationResult:
+def check_from_event(event: Mapping[str, Any] | None) -> bool:
+    if not isinstance(event, Mapping) or "check" not in event:
+        return False
+    if not isinstance(event["check"], bool):
+        raise ValueError('event "check" must be true or false')
+    return event["check"]
+
+
+def handler(event: Mapping[str, Any] | None, context: Any) -> RotationResult | CheckResult:
     configure_logging()
-    report = run(names=providers_from_event(event), deadline=deadline_from_context(context))
+    names = providers_from_event(event)
+    if check_from_event(event):
+        checked = run_check(names, time_budget_from_context(context), SAFETY_MARGIN_SECONDS)
+        for name, check in checked["check"].items():
+            level = logging.INFO if check["status"] == CheckStatus.OK else logging.ERROR
+            extra = {"provider": name, "status": check["status"], "reason": check["message"]}
+            logger.log(level, "provider check", extra={**extra, "valid_until": check["valid_until"]})
+        return checked
+    report = run(
+        names=names,
+        time_budget=time_budget_from_context(context),
+        reserve_seconds=SAFETY_MARGIN_SECONDS,
+    )
     result = report.result()
     if report.failed:
         raise RotationFailedError(report.failure_message())

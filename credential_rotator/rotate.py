@@ -1,7 +1,8 @@
 """One rotation run: for each `earthdata` provider, fetch, validate, then `PutSecretValue` to its `secret_id`.
 
-Providers are independent: each failure is recorded with its specific fault and the loop goes on, so an outage of one
-DAAC never leaves another DAAC's secret to expire. A provider's secret is written only after its new credentials
+Providers are independent and rotate concurrently in a bounded pool (`ROTATOR_CONCURRENCY`), each with its own
+deadline: each failure is recorded with its specific fault, so an outage or a hang of one DAAC never leaves another
+DAAC's secret to expire. A provider's secret is written only after its new credentials
 validated, so a failure leaves the current (possibly still valid) secret untouched.
 """
 
@@ -9,16 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from credential_rotator.deadline import Deadline, RunBudget
 from credential_rotator.earthdata import EarthdataClient, safe_url
 from credential_rotator.errors import (
+    EarthdataTimeoutError,
     LoginConfigError,
     RotationError,
     SecretWriteError,
@@ -126,17 +130,86 @@ def rotate_provider(
     client: EarthdataClient,
     store: SecretStore | None,
     min_validity_seconds: float,
+    deadline: Deadline | None = None,
+    may_write: Callable[[], bool] = lambda: True,
 ) -> tuple[dict[str, Any], S3Credentials]:
-    """Fetch, validate and (unless `store` is None: dry run) write one provider's secret."""
+    """Fetch, validate and (unless `store` is None: dry run) write one provider's secret.
+
+    `may_write` is asked just before the write: False means the run already reported this provider (it outlived its
+    deadline), so nothing is written behind the report's back.
+    """
     assert provider.credentials_url and provider.secret_id  # noqa: S101 - the schema requires both for earthdata
     where = f"DAAC s3credentials ({safe_url(provider.credentials_url)})"
-    payload = client.fetch_credentials(provider.credentials_url)
+    payload = client.fetch_credentials(provider.credentials_url, deadline)
     fetched_at = datetime.now(UTC)
     credentials = validate_credentials(payload, where, min_validity_seconds, now=fetched_at)
     secret = build_secret(provider, credentials, fetched_at)
     if store is not None:
+        if not may_write():
+            raise abandoned_error(provider, deadline)
         store.put(provider.secret_id, secret)
     return secret, credentials
+
+
+def abandoned_error(provider: Provider, deadline: Deadline | None) -> EarthdataTimeoutError:
+    assert provider.credentials_url  # noqa: S101 - the schema requires it for earthdata
+    where = f"DAAC s3credentials ({safe_url(provider.credentials_url)})"
+    within = deadline.describe() if deadline is not None else "the invocation's time"
+    return EarthdataTimeoutError(f"{where} was still being fetched at the end of {within}; retried next run")
+
+
+class _Attempt:
+    """One provider's turn in the pool: the worker may write only while the run has not given up on it."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.deadline: Deadline | None = None
+        self._lock = threading.Lock()
+        self._state = "running"  # -> "writing" (worker) | "abandoned" (run)
+
+    def begin_write(self) -> bool:
+        with self._lock:
+            if self._state == "abandoned":
+                return False
+            self._state = "writing"
+            return True
+
+    def abandon(self) -> bool:
+        """True when the worker may no longer write; False when it is writing (wait for it)."""
+        with self._lock:
+            if self._state == "writing":
+                return False
+            self._state = "abandoned"
+            return True
+
+    @property
+    def abandoned(self) -> bool:
+        with self._lock:
+            return self._state == "abandoned"
+
+
+_Outcome = tuple[dict[str, Any], S3Credentials] | RotationError
+
+# How long past the run's end the pool is awaited before an unfinished provider is reported `timeout`. Workers honour
+# their deadlines themselves, so this only covers a request that outlives its timeout; it is taken out of the reserve.
+ABANDON_GRACE_SECONDS = 2.0
+
+
+def _rotate_one(
+    attempt: _Attempt,
+    client: EarthdataClient,
+    store: SecretStore | None,
+    min_validity_seconds: float,
+    budget: RunBudget | None,
+) -> _Outcome:
+    provider = attempt.provider
+    if attempt.abandoned or (budget is not None and budget.exhausted()):
+        return TimeBudgetError("the invocation ran out of time before this provider's turn; retried next run")
+    attempt.deadline = budget.provider_deadline() if budget is not None else None
+    try:
+        return rotate_provider(provider, client, store, min_validity_seconds, attempt.deadline, attempt.begin_write)
+    except RotationError as exc:
+        return exc
 
 
 def rotate(
@@ -146,44 +219,73 @@ def rotate(
     min_validity_seconds: float,
     metrics: MetricsEmitter,
     report: RotationReport | None = None,
-    deadline: float | None = None,
+    budget: RunBudget | None = None,
+    concurrency: int = 1,
 ) -> RotationReport:
-    """Rotate each provider independently; `store=None` is a dry run (nothing written, no metrics).
+    """Rotate the providers `concurrency` at a time, each on its own; `store=None` is a dry run (nothing written, no
+    metrics).
 
-    `deadline` (a `time.monotonic()` value) stops starting new providers when the invocation is about to time out,
-    so the remaining ones are reported (and counted in metrics) instead of silently cut off.
+    With a `budget` (see `credential_rotator.deadline`) every provider has its own deadline, so a hanging DAAC is
+    reported `timeout` for that provider alone; a provider whose turn comes after the run's end is reported
+    `time_budget`. Results, logs and metrics are recorded in the providers' order once the pool is done.
     """
     report = report or RotationReport()
-    for provider in providers:
-        assert provider.secret_id  # noqa: S101 - the schema requires it for earthdata
-        if deadline is not None and time.monotonic() >= deadline:
-            budget = TimeBudgetError("the invocation ran out of time before this provider's turn; retried next run")
-            _record_failure(report, provider, budget, store, metrics)
-            continue
-        try:
-            secret, credentials = rotate_provider(provider, client, store, min_validity_seconds)
-        except RotationError as exc:
-            _record_failure(report, provider, exc, store, metrics)
-            continue
-        left = credentials.seconds_left()
-        report.rotated.append(provider.name)
-        report.written[provider.name] = {
-            "secret_id": provider.secret_id,
-            "value": redact(secret),
-            "seconds_until_expiry": int(left),
+    if not providers:
+        return report
+    attempts = [_Attempt(p) for p in providers]
+    outcomes: dict[str, _Outcome] = {}
+    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(providers)), thread_name_prefix="rotate")
+    try:
+        futures = {
+            pool.submit(_rotate_one, attempt, client, store, min_validity_seconds, budget): attempt
+            for attempt in attempts
         }
-        logger.info(
-            "would rotate provider (dry run)" if store is None else "rotated provider",
-            extra={
-                "provider": provider.name,
-                "secret_id": provider.secret_id,
-                "expiration": secret["expiration"],
-                "seconds_until_expiry": int(left),
-            },
-        )
-        if store is not None:
-            metrics.provider_outcome(provider.name, True, left)
+        timeout = None if budget is None else max(0.0, budget.remaining()) + ABANDON_GRACE_SECONDS
+        done, _ = wait(futures, timeout=timeout)
+        for future, attempt in futures.items():
+            if future not in done and attempt.abandon():
+                outcomes[attempt.provider.name] = abandoned_error(attempt.provider, attempt.deadline)
+            else:
+                outcomes[attempt.provider.name] = future.result()  # done, or writing: then wait for the write
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    for provider in providers:
+        outcome = outcomes[provider.name]
+        if isinstance(outcome, RotationError):
+            _record_failure(report, provider, outcome, store, metrics)
+        else:
+            _record_success(report, provider, *outcome, store, metrics)
     return report
+
+
+def _record_success(
+    report: RotationReport,
+    provider: Provider,
+    secret: dict[str, Any],
+    credentials: S3Credentials,
+    store: SecretStore | None,
+    metrics: MetricsEmitter,
+) -> None:
+    assert provider.secret_id  # noqa: S101 - the schema requires it for earthdata
+    left = credentials.seconds_left()
+    report.rotated.append(provider.name)
+    report.written[provider.name] = {
+        "secret_id": provider.secret_id,
+        "value": redact(secret),
+        "seconds_until_expiry": int(left),
+        "expiration": secret["expiration"],
+    }
+    logger.info(
+        "would rotate provider (dry run)" if store is None else "rotated provider",
+        extra={
+            "provider": provider.name,
+            "secret_id": provider.secret_id,
+            "expiration": secret["expiration"],
+            "seconds_until_expiry": int(left),
+        },
+    )
+    if store is not None:
+        metrics.provider_outcome(provider.name, True, left)
 
 
 def _record_failure(
@@ -206,9 +308,13 @@ def run(
     names: Sequence[str] | None = None,
     dry_run: bool = False,
     metrics: MetricsEmitter | None = None,
-    deadline: float | None = None,
+    time_budget: float | None = None,
+    reserve_seconds: float = 0.0,
 ) -> RotationReport:
-    """A whole run configured from the environment (settings are read now, not at import)."""
+    """A whole run configured from the environment (settings are read now, not at import).
+
+    `time_budget`: seconds the run may take (the Lambda's remaining time less `reserve_seconds`); None = unbounded.
+    """
     settings = RotatorSettings()
     edl = EarthdataSettings()
     metrics = metrics or MetricsEmitter()
@@ -241,9 +347,26 @@ def run(
         retries=settings.retries,
         backoff_seconds=settings.backoff_seconds,
     ) as client:
-        rotate(selected, client, None if dry_run else store, settings.min_validity_seconds, metrics, report, deadline)
+        budget = None
+        if time_budget is not None:
+            budget = RunBudget.plan(time_budget, len(selected), settings.concurrency, reserve_seconds)
+        rotate(
+            selected,
+            client,
+            None if dry_run else store,
+            settings.min_validity_seconds,
+            metrics,
+            report,
+            budget,
+            settings.concurrency,
+        )
         logger.info(
             "rotation finished",
-            extra={"rotated": report.rotated, "failed": sorted(report.failed), "token_calls": client.token_calls},
+            extra={
+                "rotated": report.rotated,
+                "failed": sorted(report.failed),
+                "token_calls": client.token_calls,
+                "concurrency": settings.concurrency,
+            },
         )
     return report

@@ -36,6 +36,9 @@ class RotatorSettings(BaseSettings):
     read_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an answer")
     retries: int = Field(default=2, ge=0, le=5, description="extra attempts after a 5xx, timeout or connection error")
     backoff_seconds: float = Field(default=1.0, ge=0, description="first retry delay; doubles on each retry")
+    concurrency: int = Field(
+        default=4, ge=1, le=32, description="providers rotated at once (a bounded thread pool; one EDL token per run)"
+    )
     min_validity_seconds: int = Field(
         default=900, ge=0, description="refuse credentials that expire sooner than this after they were fetched"
     )

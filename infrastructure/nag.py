@@ -52,6 +52,13 @@ def acknowledge_findings(
     acknowledge_lambda(raster.function)
     if rotator:
         acknowledge_lambda(rotator.function)
+    if rotator and rotator.check_provider is not None:
+        _acknowledge(
+            rotator.check_provider,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            'CDK\'s AwsCustomResource provider (it sends the rotator the post-deploy {"check": true}); the managed '
+            "policy is AWS's minimal Lambda logging policy, attached by the construct.",
+        )
     _acknowledge(
         raster.api,
         "AwsSolutions-APIG4",

@@ -31,6 +31,7 @@ Class API::
         edl.credentials_url("daac-a")    # "http://127.0.0.1:PORT/daac-a/s3credentials" -> provider credentials_url
         edl.set_fault(daac="daac-a", fault=Fault.SERVER_ERROR)   # daac=None (default) targets the EDL endpoints
         edl.set_fault(fault=Fault.MAINTENANCE)
+        edl.set_latency(0.5, daac="daac-a")   # answer normally, 0.5 s late (daac=None: the EDL endpoints)
         edl.clear_faults()
         edl.set_auth_mode("daac-a", AuthMode.REDIRECT_ONLY)
         edl.count("token")               # requests per endpoint: "token", "authorize", "daac-a/s3credentials",
@@ -162,6 +163,7 @@ class EarthdataEmulator:
         self._codes: dict[str, str] = {}  # one-time OAuth code -> daac
         self._sessions: dict[str, str] = {}  # cookie value -> daac
         self._faults: dict[str | None, Fault] = {}
+        self._latency: dict[str | None, float] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.counts: Counter[str] = Counter()
@@ -221,8 +223,21 @@ class EarthdataEmulator:
                 self._faults[daac] = Fault(fault)
 
     def clear_faults(self) -> None:
+        """Clears faults and latencies."""
         with self._lock:
             self._faults.clear()
+            self._latency.clear()
+
+    def set_latency(self, seconds: float, daac: str | None = None) -> None:
+        """Delay every answer of a DAAC (or, with daac=None, of EDL) by `seconds` (bounded like HANG); 0 clears it."""
+        with self._lock:
+            self._latency[daac] = min(max(float(seconds), 0.0), 60.0)
+
+    def _delay(self, daac: str | None) -> None:
+        with self._lock:
+            seconds = self._latency.get(daac, 0.0)
+        if seconds:
+            self._stopping.wait(seconds)
 
     def fault(self, daac: str | None = None) -> Fault | None:
         with self._lock:
@@ -370,6 +385,8 @@ def _make_handler(emulator: EarthdataEmulator) -> type[BaseHTTPRequestHandler]:
             scheme = auth.split(" ", 1)[0] if auth else None
             emulator._record(RecordedRequest(endpoint, self.command, scheme, bool(self.headers.get("Cookie"))))
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if endpoint in ("token", "authorize") or daac:
+                emulator._delay(daac)
             if endpoint == "token" and self.command == "POST":
                 self._token(auth)
             elif endpoint == "authorize" and self.command == "GET":

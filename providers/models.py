@@ -12,8 +12,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from providers.daacs import lookup_daac, url_origin
 from providers.s3 import bucket_matches, is_glob, match_specificity
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -39,6 +40,9 @@ class Provider(BaseModel):
     title: str | None = None
     kind: ProviderKind
     buckets: Annotated[tuple[str, ...], Field(min_length=1)]
+    # A DAAC of the built-in catalogue (`providers.daacs`), case-insensitive; stored under its canonical name. It
+    # fills `credentials_url` when that is not given (explicit fields win) and adds its distribution origins.
+    daac: str | None = None
     credentials_url: str | None = None
     secret_id: str | None = None
     role_arn: str | None = None
@@ -47,8 +51,26 @@ class Provider(BaseModel):
     requester_pays: bool = False
     allow_download: bool = False
 
+    @field_validator("daac")
+    @classmethod
+    def _known_daac(cls, value: str | None) -> str | None:
+        return None if value is None else lookup_daac(value).name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_catalogue(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("daac"), str) and not data.get("credentials_url"):
+            try:
+                daac = lookup_daac(data["daac"])
+            except ValueError:
+                return data  # the field validator reports it, with the known names
+            data = {**data, "credentials_url": daac.credentials_url}
+        return data
+
     @model_validator(mode="after")
     def _kind_fields(self) -> Provider:
+        if self.daac is not None and self.kind is not ProviderKind.EARTHDATA:
+            raise ValueError("daac only applies to kind earthdata")
         if self.kind is ProviderKind.EARTHDATA:
             missing = [f for f in ("credentials_url", "secret_id") if not getattr(self, f)]
             if missing:
@@ -69,6 +91,21 @@ class Provider(BaseModel):
     @property
     def display_title(self) -> str:
         return self.title or self.name
+
+    @property
+    def distribution_origins(self) -> tuple[str, ...]:
+        """The `scheme://host[:port]` origins whose `https://<origin>/<bucket>/<key>` URLs name this provider's S3
+        objects: the catalogue DAAC's distribution origins, then the origin of `credentials_url` (deduplicated, in that
+        order). Origins the catalogue knows do not use bucket names as paths are left out."""
+        origins: list[str] = []
+        excluded: tuple[str, ...] = ()
+        if self.daac is not None:
+            daac = lookup_daac(self.daac)
+            origins.extend(daac.distribution_origins)
+            excluded = daac.non_bucket_origins
+        if self.credentials_url:
+            origins.append(url_origin(self.credentials_url))
+        return tuple(o for o in dict.fromkeys(origins) if o not in excluded)
 
 
 _ProviderList = TypeAdapter(list[Provider])

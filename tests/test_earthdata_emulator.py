@@ -116,3 +116,12 @@ def test_hang_fault_outlasts_a_short_read_timeout(edl):
     edl.set_fault(daac="daac-x", fault=Fault.HANG)
     with pytest.raises(requests.ReadTimeout):
         requests.get(edl.credentials_url("daac-x"), headers={"Authorization": "Bearer pre-issued"}, timeout=(2, 0.1))
+
+
+def test_latency_delays_the_answer_without_changing_it(edl):
+    edl.set_latency(2.0, daac="daac-x")
+    with pytest.raises(requests.ReadTimeout):
+        requests.get(edl.credentials_url("daac-x"), headers={"Authorization": "Bearer pre-issued"}, timeout=(2, 0.1))
+    edl.set_latency(0, daac="daac-x")
+    response = requests.get(edl.credentials_url("daac-x"), headers={"Authorization": "Bearer pre-issued"}, timeout=5)
+    assert response.json() == CREDS

@@ -140,6 +140,24 @@ def test_rotator_runs_once_after_each_deploy_without_blocking_it(template: dict[
     )
 
 
+def test_each_deploy_sends_the_rotator_a_check_event_without_blocking_it(template: dict[str, Any]) -> None:
+    rotator_id, _ = function(template, "credential_rotator.handler.handler")
+    (check,) = resources(template, "Custom::AWS").values()
+    create = check["Properties"]["Create"]["Fn::Join"][1]
+    assert check["Properties"]["Update"] == check["Properties"]["Create"]  # again whenever the version changes
+    call = json.loads(create[0] + "VERSION-ARN" + create[2])
+    assert (call["service"], call["action"]) == ("Lambda", "invoke")
+    assert call["parameters"]["InvocationType"] == "Event"
+    assert json.loads(call["parameters"]["Payload"]) == {"check": True}
+    version = template["Resources"][create[1]["Ref"]]
+    assert version["Type"] == "AWS::Lambda::Version" and version["Properties"]["FunctionName"] == {"Ref": rotator_id}
+    assert all(ref["Ref"] in check["DependsOn"] for ref in provider_secret_refs(template).values())
+    policy = template["Resources"][next(d for d in check["DependsOn"] if "CustomResourcePolicy" in d)]
+    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+        {"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": {"Ref": create[1]["Ref"]}}
+    ]
+
+
 # --- secrets ----------------------------------------------------------------------------------------------------
 
 
