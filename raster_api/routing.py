@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 from rasterio.session import AWSSession
 
 from providers import Provider, ProviderKind, S3Location, parse_s3_url
+from providers.daacs import url_origin
 from providers.models import owner_of
 from providers.s3 import InvalidS3Location
 from raster_api import gdal
@@ -37,14 +38,6 @@ from raster_api.settings import GdalSettings, Settings
 def _shown(url: str, limit: int = 200) -> str:
     """The URL as a 400 message quotes it: repr (control characters visible), and not kilobytes of it."""
     return repr(url) if len(url) <= limit else repr(url[:limit]) + f"... ({len(url)} characters)"
-
-
-def _distribution_origins(provider: Provider) -> set[tuple[str, str]]:
-    """(scheme, host[:port]) of the https URLs that name `provider`'s objects: an earthdata provider's DAAC."""
-    if provider.kind is not ProviderKind.EARTHDATA or not provider.credentials_url:
-        return set()
-    parts = urlsplit(provider.credentials_url)
-    return {(parts.scheme, parts.netloc)}
 
 
 class _Current:
@@ -139,11 +132,14 @@ class ProviderRouter:
         """The S3 object a DAAC's distribution URL names, or None when `url` is not one of a configured DAAC."""
         try:
             parts = urlsplit(url)
-        except ValueError:
+            origin = url_origin(url)
+        except ValueError:  # e.g. a port that is not a number
             return None
-        if parts.scheme not in ("https", "http") or not parts.netloc:
+        if parts.scheme not in ("https", "http") or not parts.netloc or "@" in parts.netloc:
             return None
-        owners = [p for p in self.providers.values() if (parts.scheme, parts.netloc) in _distribution_origins(p)]
+        owners = [
+            p for p in self.providers.values() if p.kind is ProviderKind.EARTHDATA and origin in p.distribution_origins
+        ]
         if not owners:
             return None
         if parts.query or parts.fragment:
