@@ -35,6 +35,8 @@ from raster_api import gdal
 from raster_api.errors import S3Failure, classify_s3_failure, translate_read_error
 from raster_api.routing import ProviderRouter, ResolvedRead
 
+# The formats a dataset may be: GeoTIFF (COGs) names no other file it would make GDAL open.
+ALLOWED_DRIVER = "GTiff"
 # S3 answers that fresh credentials may cure.
 RETRYABLE = frozenset({S3Failure.REFUSED, S3Failure.BAD_CREDENTIALS})
 
@@ -139,7 +141,9 @@ class ProviderReader(Reader):
             raise
 
     def _open(self, path: str) -> Any:
-        return self._ctx_stack.enter_context(rasterio.open(path))
+        # GeoTIFF only: GDAL picks a driver by content, and a VRT (or GTI, MRF...) saved as `.tif` would open other
+        # objects, in any bucket, with this provider's credentials and outside this seam.
+        return self._ctx_stack.enter_context(rasterio.open(path, driver=ALLOWED_DRIVER))
 
     @property
     def resolved(self) -> ResolvedRead:

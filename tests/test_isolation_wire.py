@@ -277,3 +277,36 @@ def urls(draw) -> str:
 def test_generated_urls_reach_only_the_owners_bucket_signed_with_its_key(served, wire, url, provider, cold):
     client, keys = served
     _check(client, keys, wire, url, provider, cold)
+
+
+def _vrt_pointing_at(source: str) -> bytes:
+    """A GDAL VRT (XML) whose one band is read from `source`: what a stranger could save as `.tif`."""
+    from rasterio.io import MemoryFile
+
+    from local_stack.samples import make_cog
+
+    with MemoryFile(make_cog(160)) as mem, mem.open() as src:
+        transform = ",".join(map(str, src.transform.to_gdal()))
+        return (
+            f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}"><SRS>{src.crs.to_wkt()}</SRS>'
+            f'<GeoTransform>{transform}</GeoTransform><VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
+            f'<SourceFilename relativeToVRT="0">{source}</SourceFilename><SourceBand>1</SourceBand>'
+            "</SimpleSource></VRTRasterBand></VRTDataset>"
+        ).encode()
+
+
+@pytest.mark.parametrize("route", ["/cog/statistics", "/cog/validate", "/cog/info"])
+def test_a_vrt_saved_as_tif_is_refused_and_opens_nothing_else(served, wire, aws_world, route):
+    """GDAL picks a driver by content: a VRT in own-data naming partner's object must not be opened (with own's
+    keys, or from partner's bytes in GDAL's cache)."""
+    import uuid
+
+    client, keys = served
+    key = f"uploads/{uuid.uuid4().hex}.tif"
+    aws_world.put_object(OWN_BUCKET, key, _vrt_pointing_at(f"/vsis3/{PARTNER_BUCKET}/{SAMPLE_KEYS[PARTNER_BUCKET]}"))
+    assert _statistics(client, f"s3://{PARTNER_BUCKET}/{SAMPLE_KEYS[PARTNER_BUCKET]}", None).status_code == 200
+    wire.reset()
+    response = client.get(route, params={"url": f"s3://{OWN_BUCKET}/{key}", "provider": "own"})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == f"s3://{OWN_BUCKET}/{key} (provider 'own') is not a raster GDAL can read"
+    assert {(r.bucket_and_key[0], r.access_key_id) for r in wire.s3_requests()} == {(OWN_BUCKET, keys["own"])}
