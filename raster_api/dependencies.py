@@ -13,7 +13,6 @@ instead of handing each to the thread pool.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -21,11 +20,8 @@ import morecantile
 import morecantile.errors
 from fastapi import Depends, Query, Request
 from fastapi.params import Depends as DependsParam
-from pydantic import Field, ValidationError
 from rasterio.session import AWSSession
-from titiler.core.algorithm import BaseAlgorithm
-from titiler.core.algorithm import algorithms as default_algorithms
-from titiler.core.dependencies import DefaultDependency, PartFeatureParams
+from titiler.core.dependencies import DefaultDependency
 from titiler.core.errors import BadRequestError
 
 from raster_api.reading import ReadScope
@@ -102,23 +98,6 @@ async def valid_tile(request: Request) -> None:
         raise BadRequestError(f"tile {tile.z}/{tile.x}/{tile.y} does not exist in tile matrix set {tms.id}")
 
 
-IMAGE_SIZE_PARAMS = ("tilesize", "width", "height", "max_size")
-PART_MAX_SIZE = 4096
-
-
-@dataclass
-class BoundedPartParams(PartFeatureParams):
-    """`/bbox` and `/feature` sizes: without width/height, titiler reads the area at full resolution, which for a
-    large area is gigabytes; here the longest side is at most `PART_MAX_SIZE` unless the request says otherwise."""
-
-    max_size: Annotated[
-        int | None, Field(description=f"Maximum image size to read onto (default {PART_MAX_SIZE}).")
-    ] = PART_MAX_SIZE
-
-
-MAX_HISTOGRAM_BINS = 10_000
-
-
 def _number(value: str | None) -> float | None:
     try:
         return float(value) if value is not None else None
@@ -127,28 +106,22 @@ def _number(value: str | None) -> float | None:
 
 
 async def bounded_output(request: Request) -> None:
-    """Router dependency: refuse sizes that would exhaust the Lambda's memory (e.g. `tilesize=100000`) or that are
-    below one pixel, and the parameters numpy would otherwise fail on with a 500 (percentiles outside 0-100, empty
-    ranges)."""
+    """Router dependency for the parameters titiler declares on its endpoints rather than in a dependency slot:
+    `tilesize` above `RASTER_API_MAX_IMAGE_SIZE` (or below 1 px), and `/bbox` paths whose min is not below max."""
     limit = request.app.state.settings.api.max_image_size
-    values = {**request.query_params, **request.path_params}
-    for name in IMAGE_SIZE_PARAMS:
-        size = _number(values.get(name))
-        if size is not None and size > limit:
-            raise BadRequestError(f"{name}={values[name]} exceeds the maximum image size of {limit} pixels")
-        if size is not None and size < 1:
-            raise BadRequestError(f"{name}={values[name]} must be at least 1 pixel")
-    buffer = _number(values.get("buffer"))
-    if buffer is not None and (_number(values.get("tilesize")) or 512) + 2 * buffer > limit:
-        raise BadRequestError(f"buffer={values['buffer']} makes tiles larger than {limit} pixels")
-    for percentile in request.query_params.getlist("p"):
-        value = _number(percentile)
-        if value is not None and not 0 <= value <= 100:
-            raise BadRequestError(f"percentile p={percentile} is not between 0 and 100")
-    bins = _number(values.get("histogram_bins"))
-    if bins is not None and bins > MAX_HISTOGRAM_BINS:
-        raise BadRequestError(f"histogram_bins may not exceed {MAX_HISTOGRAM_BINS}")
+    tilesize = _number(request.query_params.get("tilesize"))
+    if tilesize is not None and not 1 <= tilesize <= limit:
+        raise BadRequestError(f"tilesize={request.query_params['tilesize']} must be between 1 and {limit} pixels")
     _check_ranges(request)
+
+
+async def bounded_legend(request: Request) -> None:
+    """Router dependency of `/colorMaps`: a legend image of at most `RASTER_API_MAX_IMAGE_SIZE` px a side."""
+    limit = request.app.state.settings.api.max_image_size
+    for name in ("width", "height"):
+        size = _number(request.query_params.get(name))
+        if size is not None and not 1 <= size <= limit:
+            raise BadRequestError(f"{name}={request.query_params[name]} must be between 1 and {limit} pixels")
 
 
 def _numbers(values: list[str]) -> list[float] | None:
@@ -157,11 +130,7 @@ def _numbers(values: list[str]) -> list[float] | None:
 
 
 def _check_ranges(request: Request) -> None:
-    """`histogram_range=min,max` and a `/bbox` path need min < max (numpy and GDAL fail on them with a 500)."""
-    histogram_range = request.query_params.get("histogram_range")
-    bounds = _numbers(histogram_range.split(",")) if histogram_range else None
-    if bounds and len(bounds) == 2 and not bounds[0] < bounds[1]:
-        raise BadRequestError(f"histogram_range={histogram_range}: min must be below max")
+    """A `/bbox` path needs min < max (GDAL fails on it with a 500)."""
     names = ("minx", "miny", "maxx", "maxy")
     bbox = _numbers([request.path_params[name] for name in names]) if set(names) <= request.path_params.keys() else None
     if bbox and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
@@ -219,28 +188,3 @@ REQUEST_GUARDS: list[DependsParam] = [
     Depends(valid_query),
     Depends(valid_geojson_body),
 ]
-
-
-def post_process(
-    algorithm: Annotated[
-        str | None,
-        Query(description="Algorithm name", json_schema_extra={"enum": sorted(default_algorithms.list())}),
-    ] = None,
-    algorithm_params: Annotated[str | None, Query(description="Algorithm parameters (a JSON object)")] = None,
-) -> BaseAlgorithm | None:
-    """`process_dependency`: titiler's, except that parameters which are not a JSON object (`null`, `[1]`) or
-    that the algorithm rejects are a 400 naming the algorithm, where titiler answers 500."""
-    if not algorithm:
-        return None
-    if algorithm not in default_algorithms.list():
-        raise BadRequestError(f"unknown algorithm {algorithm!r}; known: {', '.join(sorted(default_algorithms.list()))}")
-    try:
-        params = json.loads(algorithm_params) if algorithm_params else {}
-    except json.JSONDecodeError:
-        raise BadRequestError("algorithm_params is not valid JSON") from None
-    if not isinstance(params, dict):
-        raise BadRequestError(f"algorithm_params for {algorithm!r} must be a JSON object")
-    try:
-        return default_algorithms.get(algorithm)(**params)
-    except (ValidationError, TypeError) as exc:
-        raise BadRequestError(f"invalid algorithm_params for {algorithm!r}: {exc}") from None

@@ -11,7 +11,7 @@ import logging
 import os
 from datetime import datetime
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 from starlette_cramjam.middleware import CompressionMiddleware
@@ -21,15 +21,15 @@ from titiler.extensions import wmtsExtension
 
 from raster_api.dependencies import (
     REQUEST_GUARDS,
-    BoundedPartParams,
     CogReaderParams,
     DatasetPath,
     ProviderRouterDep,
-    post_process,
+    bounded_legend,
     unsigned_environment,
 )
 from raster_api.errors import UnknownProvider, add_exception_handlers
 from raster_api.middleware import AccessLogMiddleware, ResponseSizeLimitMiddleware
+from raster_api.params import parameter_slots
 from raster_api.reading import ProviderReader
 from raster_api.routing import ProviderRouter
 from raster_api.settings import Settings
@@ -154,14 +154,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reader_dependency=CogReaderParams,
         path_dependency=DatasetPath,
         environment_dependency=unsigned_environment,
-        process_dependency=post_process,
-        img_part_dependency=BoundedPartParams,
+        **parameter_slots(settings.api, TilerFactory),
         extensions=[ProviderCogValidateExtension(), wmtsExtension(layer_identifier_provider=lambda read: read.url)],
     )
     app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
     app.include_router(TMSFactory().router, tags=["Tiling Schemes"])
     app.include_router(AlgorithmFactory().router, tags=["Algorithms"])
-    app.include_router(ColorMapFactory(router=APIRouter(dependencies=REQUEST_GUARDS)).router, tags=["ColorMaps"])
+    app.include_router(
+        ColorMapFactory(router=APIRouter(dependencies=[Depends(bounded_legend)])).router, tags=["ColorMaps"]
+    )
     app.include_router(_providers_router())
 
     # --- publisher viewer at `/` and pre-signed downloads (owned by the local stack/viewer part) -------------------

@@ -52,9 +52,11 @@ from titiler.pgstac.extensions import searchInfoExtension
 from titiler.pgstac.factory import MosaicTilerFactory, add_search_list_route, add_search_register_route
 
 from providers.aws import client as aws_client
-from raster_api.dependencies import REQUEST_GUARDS, BoundedPartParams, post_process, unsigned_environment
+from raster_api.dependencies import REQUEST_GUARDS, unsigned_environment
+from raster_api.params import parameter_slots
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter
+from raster_api.settings import ApiSettings
 from raster_api.stac_reader import COLLECTION_PROVIDER_FIELD, RoutedItemReader, RoutedMosaicItemReader
 
 logger = logging.getLogger(__name__)
@@ -344,11 +346,11 @@ def _mosaic_factory(
     prefix: str,
     reader_dependency: type[DefaultDependency],
     environment: Callable[..., dict[str, Any]],
+    api_settings: ApiSettings,
 ) -> MosaicTilerFactory:
     return MosaicTilerFactory(
         router=APIRouter(dependencies=REQUEST_GUARDS),
-        process_dependency=post_process,
-        img_part_dependency=BoundedPartParams,
+        **parameter_slots(api_settings, MosaicTilerFactory),
         path_dependency=path_dependency,
         router_prefix=prefix,
         dataset_reader=RoutedMosaicItemReader,
@@ -413,8 +415,9 @@ def register(
 
     routing = _routing_dependency(router, connection)
     environment = unsigned_environment
+    api_settings: ApiSettings = app.state.settings.api if hasattr(app.state, "settings") else ApiSettings()
 
-    searches = _mosaic_factory(SearchIdParams, "/searches/{search_id}", routing, environment)
+    searches = _mosaic_factory(SearchIdParams, "/searches/{search_id}", routing, environment, api_settings)
     app.include_router(searches.router, tags=[TAGS_SEARCH], prefix="/searches/{search_id}")
     # titiler.pgstac adds its list routes to whatever has `.get` and `.url_path_for`: a router carrying the guard.
     search_list = APIRouter(dependencies=[Depends(valid_search_list_query)])
@@ -437,13 +440,14 @@ def register(
         tags=[TAGS_SEARCH],
     )
 
-    collections = _mosaic_factory(collection_search_id, "/collections/{collection_id}", routing, environment)
+    collections = _mosaic_factory(
+        collection_search_id, "/collections/{collection_id}", routing, environment, api_settings
+    )
     app.include_router(collections.router, tags=[TAGS_COLLECTION], prefix="/collections/{collection_id}")
 
     items = MultiBaseTilerFactory(
         router=APIRouter(dependencies=REQUEST_GUARDS),
-        process_dependency=post_process,
-        img_part_dependency=BoundedPartParams,
+        **parameter_slots(api_settings, MultiBaseTilerFactory),
         reader=RoutedItemReader,
         reader_dependency=routing,
         environment_dependency=environment,

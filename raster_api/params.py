@@ -1,0 +1,302 @@
+"""Typed, bounded request parameters, passed through titiler's factory slots.
+
+Each class or function here replaces one of titiler's dependencies (same query names, same result) and checks its
+input where it enters, so a library never sees a value it would fail on: FastAPI answers 422 naming the parameter
+for what a type or bound can say, and `BadRequestError` (400) names the parameter for the rest. `parameter_slots()`
+builds them from the settings, for the COG, mosaic and item factories alike.
+
+JSON-valued parameters (`colormap`, `algorithm_params`) are parsed by `bounded_json`, which refuses documents that
+are too large or too deeply nested before `json.loads` sees them (a deep one would raise `RecursionError`).
+"""
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import attrs
+from color_operations.operations import parse_operations
+from fastapi import Query
+from pydantic import Field
+from rio_tiler.colormap import cmap as default_cmap
+from titiler.core.algorithm import BaseAlgorithm
+from titiler.core.algorithm import algorithms as default_algorithms
+from titiler.core.dependencies import (
+    HistogramParams,
+    ImageRenderingParams,
+    PartFeatureParams,
+    PreviewParams,
+    StatisticsParams,
+    TileParams,
+)
+from titiler.core.errors import BadRequestError
+
+from raster_api.settings import ApiSettings
+
+MAX_JSON_BYTES = 65_536
+MAX_JSON_DEPTH = 8
+MAX_HISTOGRAM_BINS = 10_000
+MAX_COLORMAP_ENTRIES = 1_024
+# Bands an algorithm reads, where titiler's class does not declare `input_nbands` although it indexes bands.
+ALGORITHM_BANDS = {"grayscale": 3, "bitonal": 3}
+# Bounds of color_formula arguments: beyond them the operations overflow or divide by zero.
+FORMULA_BOUNDS = {"gamma": (0.01, 100.0), "saturation": (0.0, 100.0), "sigmoidal": (0.0, 100.0)}
+
+
+def bounded_json(name: str, text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads(text)` for the query parameter `name`, refusing (400) what is too large or too deep."""
+    if len(text) > MAX_JSON_BYTES:
+        raise BadRequestError(f"{name} is longer than {MAX_JSON_BYTES} characters")
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise BadRequestError(f"{name} is nested deeper than {max_depth} levels")
+        elif ch in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"{name} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _color(name: str, value: Any) -> tuple[int, ...]:
+    """An RGB(A) color: `[r, g, b(, a)]` of integers 0-255, or `#RRGGBB(AA)`."""
+    if isinstance(value, str):
+        digits = value.removeprefix("#")
+        if len(digits) in (6, 8) and all(c in "0123456789abcdefABCDEF" for c in digits):
+            rgba = tuple(int(digits[i : i + 2], 16) for i in range(0, len(digits), 2))
+            return rgba if len(rgba) == 4 else (*rgba, 255)
+    elif (
+        isinstance(value, list)
+        and len(value) in (3, 4)
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
+    ):
+        return tuple(value) if len(value) == 4 else (*value, 255)
+    raise BadRequestError(f"{name}: {json.dumps(value)[:60]} is not a color ([r, g, b(, a)] of 0-255, or #RRGGBB)")
+
+
+def parse_colormap(text: str) -> Any:
+    """A custom colormap: `{"<int>": color, ...}` or `[[[min, max], color], ...]` (rio-tiler's two forms)."""
+    value = bounded_json("colormap", text, max_depth=4)
+    if isinstance(value, dict) and 0 < len(value) <= MAX_COLORMAP_ENTRIES:
+        colormap = {}
+        for key, color in value.items():
+            try:
+                index = int(key)
+            except ValueError:
+                raise BadRequestError(f"colormap keys must be integer pixel values, not {key[:40]!r}") from None
+            colormap[index] = _color(f"colormap[{key}]", color)
+        return colormap
+    if isinstance(value, list) and 0 < len(value) <= MAX_COLORMAP_ENTRIES:
+        intervals = []
+        for index, entry in enumerate(value):
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)):
+                raise BadRequestError(f"colormap[{index}] must be [[min, max], color]")
+            bounds = entry[0]
+            if not (len(bounds) == 2 and all(_finite(b) for b in bounds) and bounds[0] < bounds[1]):
+                raise BadRequestError(f"colormap[{index}]: the interval must be [min, max] numbers with min < max")
+            intervals.append(((bounds[0], bounds[1]), _color(f"colormap[{index}]", entry[1])))
+        return intervals
+    raise BadRequestError(
+        f"colormap must be a JSON object or list of 1 to {MAX_COLORMAP_ENTRIES} entries "
+        '({"<value>": [r, g, b, a]} or [[[min, max], [r, g, b, a]], ...])'
+    )
+
+
+def colormap_dependency(
+    colormap_name: Annotated[
+        Literal[tuple(default_cmap.list())] | None,  # type: ignore[valid-type]
+        Query(description="Colormap name"),
+    ] = None,
+    colormap: Annotated[str | None, Query(description="JSON encoded custom Colormap")] = None,
+) -> Any:
+    """`colormap_dependency`: titiler's, with the custom colormap's shape checked (400 naming the entry)."""
+    if colormap_name:
+        return default_cmap.get(colormap_name)
+    return parse_colormap(colormap) if colormap else None
+
+
+def _check_color_formula(formula: str) -> None:
+    try:
+        parse_operations(formula)
+    except Exception:  # color_operations raises bare ValueError/KeyError/IndexError for any malformed formula
+        raise BadRequestError(f"color_formula {formula[:80]!r} is not a valid rio-color formula") from None
+    tokens = formula.replace(",", " ").split()
+    operation = None
+    for token in tokens:
+        lowered = token.lower()
+        if lowered in FORMULA_BOUNDS:
+            operation = lowered
+            continue
+        try:
+            number = float(token)
+        except ValueError:
+            continue  # band names (r, g, b, rgb)
+        low, high = FORMULA_BOUNDS.get(operation or "", (-math.inf, math.inf))
+        if not math.isfinite(number) or not low <= number <= high:
+            raise BadRequestError(f"color_formula: {operation} argument {token} must be between {low} and {high}")
+
+
+def _rendering_params(max_size: int) -> type[ImageRenderingParams]:
+    @dataclass
+    class BoundedRenderingParams(ImageRenderingParams):
+        """`render_dependency`: rescale ranges of finite numbers with min < max; color formulas that compute."""
+
+        def __post_init__(self) -> None:
+            for value in self.rescale or []:
+                parts = value.strip("[]").split(",")
+                numbers = [float(p) for p in parts if _is_number(p)]
+                if len(parts) != 2 or len(numbers) != 2 or not all(map(math.isfinite, numbers)):
+                    raise BadRequestError(f"rescale={value[:60]!r} must be 'min,max' (two finite numbers)")
+                if not numbers[0] < numbers[1]:
+                    raise BadRequestError(f"rescale={value[:60]!r}: min must be below max")
+            if self.color_formula:
+                _check_color_formula(self.color_formula)
+            super().__post_init__()
+
+    return BoundedRenderingParams
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class BoundedHistogramParams(HistogramParams):
+    """`histogram_dependency`: 1 to `MAX_HISTOGRAM_BINS` bins, or increasing edges; a range with min < max."""
+
+    def __post_init__(self) -> None:
+        if self.bins:
+            edges = [float(b) for b in self.bins.split(",")]
+            if len(edges) == 1 and not 1 <= edges[0] <= MAX_HISTOGRAM_BINS:
+                raise BadRequestError(f"histogram_bins must be between 1 and {MAX_HISTOGRAM_BINS}")
+            if len(edges) > MAX_HISTOGRAM_BINS + 1 or any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
+                raise BadRequestError("histogram_bins edges must increase from left to right")
+        if self.range:
+            low, high = (float(v) for v in self.range.split(","))
+            if not low < high:
+                raise BadRequestError(f"histogram_range={self.range}: min must be below max")
+        super().__post_init__()
+
+
+@dataclass
+class BoundedStatisticsParams(StatisticsParams):
+    """`stats_dependency`: percentiles between 0 and 100."""
+
+    percentiles: Annotated[  # type: ignore[assignment]
+        list[Annotated[int, Field(ge=0, le=100)]] | None,
+        Query(alias="p", title="Percentile values", description="Percentiles, 0-100 (default [2, 98])."),
+    ] = None
+
+
+def _size(max_size: int, description: str) -> Any:
+    return Annotated[int | None, Field(ge=1, le=max_size, description=description)]
+
+
+def _image_params(limit: int) -> tuple[type[PreviewParams], type[PartFeatureParams], type[TileParams]]:
+    """Output sizes between 1 and `limit` px: bigger ones would exhaust a Lambda's memory."""
+
+    @dataclass
+    class BoundedPreviewParams(PreviewParams):
+        max_size: Annotated[int, Field(ge=1, le=limit, description="Maximum image size to read onto.")] = 1024
+        height: _size(limit, "Force output image height.") = None  # type: ignore[valid-type]
+        width: _size(limit, "Force output image width.") = None  # type: ignore[valid-type]
+
+    @dataclass
+    class BoundedPartParams(PartFeatureParams):
+        """`/bbox` and `/feature`: without width/height titiler reads the area at full resolution (gigabytes for a
+        large area); here the longest side is at most `limit` unless the request says otherwise."""
+
+        max_size: Annotated[
+            int | None, Field(ge=1, le=limit, description=f"Maximum image size to read onto (default {limit}).")
+        ] = limit
+        height: _size(limit, "Force output image height.") = None  # type: ignore[valid-type]
+        width: _size(limit, "Force output image width.") = None  # type: ignore[valid-type]
+
+    @dataclass
+    class BoundedTileParams(TileParams):
+        buffer: Annotated[
+            float | None,
+            Query(gt=0, le=limit / 4, description="Buffer on each side of the given tile (pixels, multiple of 0.5)."),
+        ] = None
+        padding: Annotated[
+            int | None, Query(gt=0, le=limit / 4, description="Padding to apply to each tile edge (pixels).")
+        ] = None
+
+    return BoundedPreviewParams, BoundedPartParams, BoundedTileParams
+
+
+class FittedAlgorithm:
+    """An algorithm that first checks the image has the bands it reads (titiler would raise IndexError)."""
+
+    def __init__(self, name: str, algorithm: BaseAlgorithm) -> None:
+        self.name = name
+        self.algorithm = algorithm
+        self.bands = ALGORITHM_BANDS.get(name) or algorithm.input_nbands
+
+    def __call__(self, img: Any) -> Any:
+        if self.bands and img.count < self.bands:
+            raise BadRequestError(
+                f"algorithm {self.name!r} needs {self.bands} band(s), the image has {img.count}: "
+                "choose them with bidx or expression"
+            )
+        return self.algorithm(img)
+
+
+def process_dependency(
+    algorithm: Annotated[
+        str | None,
+        Query(description="Algorithm name", json_schema_extra={"enum": sorted(default_algorithms.list())}),
+    ] = None,
+    algorithm_params: Annotated[str | None, Query(description="Algorithm parameters (a JSON object)")] = None,
+) -> FittedAlgorithm | None:
+    """`process_dependency`: titiler's, with parameters checked (a JSON object the algorithm accepts) and the
+    algorithm checked against the image's bands."""
+    if not algorithm:
+        return None
+    if algorithm not in default_algorithms.list():
+        raise BadRequestError(f"unknown algorithm {algorithm!r}; known: {', '.join(sorted(default_algorithms.list()))}")
+    params = bounded_json("algorithm_params", algorithm_params, max_depth=4) if algorithm_params else {}
+    if not isinstance(params, dict):
+        raise BadRequestError(f"algorithm_params for {algorithm!r} must be a JSON object")
+    try:
+        return FittedAlgorithm(algorithm, default_algorithms.get(algorithm)(**params))
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise BadRequestError(f"invalid algorithm_params for {algorithm!r}: {exc}") from None
+
+
+def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
+    """The keyword arguments of `factory` (a titiler factory class) that take the dependencies above."""
+    preview, part, tile = _image_params(settings.max_image_size)
+    slots: dict[str, Callable[..., Any]] = {
+        "process_dependency": process_dependency,
+        "colormap_dependency": colormap_dependency,
+        "render_dependency": _rendering_params(settings.max_image_size),
+        "histogram_dependency": BoundedHistogramParams,
+        "stats_dependency": BoundedStatisticsParams,
+        "img_preview_dependency": preview,
+        "img_part_dependency": part,
+        "tile_dependency": tile,
+    }
+    accepted = attrs.fields_dict(factory)
+    return {name: dependency for name, dependency in slots.items() if name in accepted}
