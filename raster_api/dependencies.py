@@ -24,10 +24,17 @@ from rasterio.session import AWSSession
 from titiler.core.dependencies import DefaultDependency
 from titiler.core.errors import BadRequestError
 
+from raster_api.errors import NO_PIXEL
+from raster_api.params import JsonTooLarge, bounded_json
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter, ResolvedRead
 
 MAX_ZOOM = 30
+# Coordinates beyond this (in any CRS a feature or bbox may use) map to no pixel: GDAL's window arithmetic overflows.
+MAX_COORDINATE = 1e9
+# GeoJSON bodies (a feature or a feature collection): MultiPolygon coordinates nest 4 deep inside 3 levels of objects.
+MAX_BODY_DEPTH = 16
+MAX_BODY_BYTES = 4_000_000
 
 
 def get_router(request: Request) -> ProviderRouter:
@@ -107,11 +114,15 @@ def _number(value: str | None) -> float | None:
 
 async def bounded_output(request: Request) -> None:
     """Router dependency for the parameters titiler declares on its endpoints rather than in a dependency slot:
-    `tilesize` above `RASTER_API_MAX_IMAGE_SIZE` (or below 1 px), and `/bbox` paths whose min is not below max."""
+    `tilesize` and the `{width}x{height}` of preview and bbox paths above `RASTER_API_MAX_IMAGE_SIZE` (or below
+    1 px), and `/bbox` paths whose min is not below max."""
     limit = request.app.state.settings.api.max_image_size
-    tilesize = _number(request.query_params.get("tilesize"))
-    if tilesize is not None and not 1 <= tilesize <= limit:
-        raise BadRequestError(f"tilesize={request.query_params['tilesize']} must be between 1 and {limit} pixels")
+    sizes = {"tilesize": request.query_params.get("tilesize")}
+    sizes.update({name: request.path_params.get(name) for name in ("width", "height")})
+    for name, value in sizes.items():
+        size = _number(value)
+        if size is not None and not 1 <= size <= limit:
+            raise BadRequestError(f"{name}={value} must be between 1 and {limit} pixels")
     _check_ranges(request)
 
 
@@ -133,6 +144,8 @@ def _check_ranges(request: Request) -> None:
     """A `/bbox` path needs min < max (GDAL fails on it with a 500)."""
     names = ("minx", "miny", "maxx", "maxy")
     bbox = _numbers([request.path_params[name] for name in names]) if set(names) <= request.path_params.keys() else None
+    if bbox and not all(abs(v) <= MAX_COORDINATE for v in bbox):
+        raise BadRequestError(NO_PIXEL)
     if bbox and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
         raise BadRequestError(f"bbox {','.join(map(str, bbox))} is empty: min must be below max on both axes")
 
@@ -172,13 +185,50 @@ async def valid_geojson_body(request: Request) -> None:
     so a valid 3D bbox (6 numbers) is a 500 there; here it is a 400 that says what to send."""
     if request.method != "POST" or "json" not in request.headers.get("content-type", ""):
         return
+    text = (await request.body()).decode("utf-8", errors="replace")
     try:
-        body = await request.json()
-    except ValueError:
-        return  # the endpoint's own validation answers 422
+        body = bounded_json("the request body", text, max_depth=MAX_BODY_DEPTH, max_bytes=MAX_BODY_BYTES)
+    except JsonTooLarge:
+        raise
+    except BadRequestError:
+        return  # not JSON: the endpoint's own validation answers 422
     for bbox in _bboxes(body):
         if isinstance(bbox, list) and len(bbox) != 4:
             raise BadRequestError(f"a GeoJSON bbox of {len(bbox)} numbers is not supported: send 4 (2D) or none")
+    for geometry in _geometries(body):
+        _check_area(geometry)
+
+
+def _geometries(geojson: Any) -> list[Any]:
+    """The geometries of a Feature or FeatureCollection body."""
+    if not isinstance(geojson, dict):
+        return []
+    if geojson.get("type") == "FeatureCollection":
+        return [g for f in geojson.get("features") or [] for g in _geometries(f)]
+    return [geojson.get("geometry")] if geojson.get("type") == "Feature" else []
+
+
+def _check_area(geometry: Any) -> None:
+    """rio-tiler reads a feature's polygon area: another geometry type, or coordinates so large or so degenerate
+    that the area maps to no pixel, fail deep in rio-tiler and GDAL; here they are a 400."""
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        kind = geometry.get("type") if isinstance(geometry, dict) else None
+        raise BadRequestError(f"the feature's geometry must be a Polygon or MultiPolygon, not {str(kind)[:40]}")
+    points = list(_points(geometry.get("coordinates")))
+    if not points or not all(abs(v) <= MAX_COORDINATE for point in points for v in point[:2]):
+        raise BadRequestError(NO_PIXEL)
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if not (min(xs) < max(xs) and min(ys) < max(ys)):
+        raise BadRequestError(NO_PIXEL)
+
+
+def _points(coordinates: Any) -> Any:
+    """Every [x, y, ...] position of nested GeoJSON coordinates (the body model checked their shape)."""
+    if isinstance(coordinates, list) and coordinates and all(isinstance(c, int | float) for c in coordinates):
+        yield coordinates
+    elif isinstance(coordinates, list):
+        for item in coordinates:
+            yield from _points(item)
 
 
 # Every data router runs these before its endpoint (the COG, mosaic, item and colormap routers).

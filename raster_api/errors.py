@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
 from fastapi import FastAPI
 from morecantile.errors import InvalidIdentifier, InvalidZoomError, MorecantileError
-from rasterio._err import CPLE_BaseError
-from rasterio.errors import RasterioError, RasterioIOError, WindowError
+from rasterio.errors import RasterioIOError, WindowError
 from rio_tiler import errors as rt
 from starlette import status
 from starlette.requests import Request
@@ -77,6 +75,10 @@ class UpstreamReadError(RasterApiError):
     """Any other failure reading from S3."""
 
 
+class BadBandSelection(RasterApiError):
+    """`bidx`, `expression` or `nodata` do not fit the dataset (bands it lacks, a nodata its type cannot hold)."""
+
+
 class NoPixel(RasterApiError):
     """The requested area maps to no pixel of the dataset (GDAL refuses the window)."""
 
@@ -92,11 +94,12 @@ RASTER_API_STATUS_CODES: dict[type[Exception], int] = {
     NotARaster: status.HTTP_400_BAD_REQUEST,
     UpstreamReadError: status.HTTP_502_BAD_GATEWAY,
     NoPixel: status.HTTP_400_BAD_REQUEST,
+    BadBandSelection: status.HTTP_400_BAD_REQUEST,
 }
 
 # rio-tiler and morecantile errors caused by request parameters: 4xx, never titiler's generic 500.
 USER_INPUT_STATUS_CODES: dict[type[Exception], int] = {
-    **{exc: code for exc, code in DEFAULT_STATUS_CODES.items() if code < 500},
+    **{exc: code for exc, code in DEFAULT_STATUS_CODES.items() if code < 500},  # titiler's (builtins are all 500)
     BadRequestError: status.HTTP_400_BAD_REQUEST,
     TileNotFoundError: status.HTTP_404_NOT_FOUND,
     rt.PointOutsideBounds: status.HTTP_404_NOT_FOUND,
@@ -204,60 +207,6 @@ NO_PIXEL = "the requested area maps to no pixel of the dataset"
 BAD_WINDOW_MARKERS = ("Wrong values in DstRect", "Invalid dataset dimensions", "Access window out of range")
 
 
-@dataclass(frozen=True)
-class InputError:
-    """An error the libraries raise on request input they do not check, recognised by where it was raised (the
-    innermost frame outside numpy) and/or by its message; `detail` is formatted with `exc`."""
-
-    exc: type[Exception]
-    raised_in: str | None
-    marker: str | None
-    detail: str
-
-    def matches(self, exc: BaseException) -> bool:
-        return (
-            isinstance(exc, self.exc)
-            and (self.raised_in is None or self.raised_in in _raising_file(exc))
-            and (self.marker is None or self.marker in str(exc))
-        )
-
-
-INPUT_ERRORS: tuple[InputError, ...] = (
-    InputError(IndexError, None, "band index", "{exc}"),  # rasterio: `bidx` beyond the dataset's band count
-    InputError(TypeError, None, "fill_value", "invalid nodata value: {exc}"),  # numpy: nodata outside the dtype
-    InputError(rt.RioTilerError, None, "Invalid geometry", "{exc}"),  # a /feature body that is not a polygon
-    InputError(CPLE_BaseError, None, "Cannot invert geotransform", "the requested area has no extent"),
-    InputError(ZeroDivisionError, "rio_tiler/utils.py", None, NO_PIXEL),  # sizing a window of zero width
-    InputError(OverflowError, "rio_tiler/utils.py", None, NO_PIXEL),  # rounding a window of infinite size
-    InputError(ValueError, "rio_tiler/utils.py", "NaN", NO_PIXEL),  # sizing a window of zero width and height
-    InputError(ValueError, "rio_tiler/expression.py", None, "invalid expression: {exc}"),  # `blocksize`: b + locksize
-    # ImageData.mask of 64-bit integers (e.g. algorithm=sum of uint8 bands): rescaling casts before rendering
-    InputError(
-        OverflowError,
-        "rio_tiler/models.py",
-        None,
-        "the result is 64-bit integers, which cannot be rendered: add `rescale`",
-    ),
-    # e.g. normalizedIndex on a single band
-    InputError(IndexError, "titiler/core/algorithm/", None, "the algorithm does not fit the selected bands: {exc}"),
-    # `assets=name|bidx=1` on an item's /info, whose reader takes no band options
-    InputError(
-        TypeError, "rio_tiler/io/base.py", "unexpected keyword argument", "asset options are not supported here: {exc}"
-    ),
-)
-
-
-def _raising_file(exc: BaseException) -> str:
-    """The file of the innermost traceback frame outside numpy, with `/` separators."""
-    tb, filename = exc.__traceback__, ""
-    while tb is not None:
-        name = tb.tb_frame.f_code.co_filename.replace("\\", "/")
-        if "/numpy/" not in name:
-            filename = name
-        tb = tb.tb_next
-    return filename
-
-
 def _request_id(request: Request) -> str | None:
     return request.scope.get("state", {}).get("request_id")
 
@@ -269,37 +218,34 @@ def _json_error(request: Request, status_code: int, detail: str, headers: Mappin
     return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
 
 
-def add_exception_handlers(app: FastAPI, retry_after_seconds: int = 30) -> None:
-    """Register every mapping once: our errors, user-input errors, GDAL errors, and a sanitized catch-all."""
+def add_exception_handlers(
+    app: FastAPI,
+    retry_after_seconds: int = 30,
+    extra_status_codes: Mapping[type[Exception], int] | None = None,
+    generic_details: Mapping[type[Exception], str] | None = None,
+) -> None:
+    """Register one handler for one merged table: titiler's and rio-tiler's input errors, ours, and the parts'
+    (`extra_status_codes`, e.g. pgstac's). Bodies are `{"detail", "request_id"}`; `generic_details` replaces the
+    message of errors that may carry connection details. No built-in exception is mapped: anything not in the table
+    is a bug, answered 500 by `raster_api.middleware.UnexpectedErrorMiddleware`."""
+    table = {**USER_INPUT_STATUS_CODES, **RASTER_API_STATUS_CODES, **(extra_status_codes or {})}
+    generic = dict(generic_details or {})
 
-    def api_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RasterApiError)
-        code = RASTER_API_STATUS_CODES.get(type(exc), status.HTTP_500_INTERNAL_SERVER_ERROR)
+    def handler(request: Request, exc: Exception) -> JSONResponse:
+        mro = type(exc).__mro__
+        code = next(table[cls] for cls in mro if cls in table)
+        if isinstance(exc, RasterApiError):
+            detail = exc.detail
+        else:
+            detail = next((generic[cls] for cls in mro if cls in generic), None) or _first_line(exc)
         headers = {"Retry-After": str(retry_after_seconds)} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
         if code >= 500:
-            logger.warning("%s: %s", type(exc).__name__, exc.detail)
-        return _json_error(request, code, exc.detail, headers)
+            logger.warning("%s on %s: %s", type(exc).__name__, request.url.path, _first_line(exc))
+        return _json_error(request, code, detail, headers)
 
-    def user_error(code: int):
-        def handler(request: Request, exc: Exception) -> JSONResponse:
-            return _json_error(request, code, str(exc) or type(exc).__name__)
+    for exc_class in table:
+        app.add_exception_handler(exc_class, handler)
 
-        return handler
 
-    def input_error(request: Request, exc: Exception) -> JSONResponse:
-        for known in INPUT_ERRORS:
-            if known.matches(exc):
-                return _json_error(request, status.HTTP_400_BAD_REQUEST, known.detail.format(exc=exc))
-        return unexpected(request, exc)
-
-    def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
-        return _json_error(request, status.HTTP_500_INTERNAL_SERVER_ERROR, "internal server error")
-
-    for exc_class, code in USER_INPUT_STATUS_CODES.items():
-        app.add_exception_handler(exc_class, user_error(code))
-    app.add_exception_handler(RasterApiError, api_error)
-    app.add_exception_handler(RasterioError, unexpected)
-    for exc_class in dict.fromkeys(known.exc for known in INPUT_ERRORS):
-        app.add_exception_handler(exc_class, input_error)
-    app.add_exception_handler(Exception, unexpected)
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

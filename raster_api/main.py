@@ -28,7 +28,7 @@ from raster_api.dependencies import (
     unsigned_environment,
 )
 from raster_api.errors import UnknownProvider, add_exception_handlers
-from raster_api.middleware import AccessLogMiddleware, ResponseSizeLimitMiddleware
+from raster_api.middleware import AccessLogMiddleware, ResponseSizeLimitMiddleware, UnexpectedErrorMiddleware
 from raster_api.params import parameter_slots
 from raster_api.reading import ProviderReader
 from raster_api.routing import ProviderRouter
@@ -187,9 +187,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness, and which parts of the API are enabled."""
         return {"status": "ok", **app.state.enabled_parts}
 
-    add_exception_handlers(app, retry_after_seconds=settings.api.retry_after_seconds)
+    add_exception_handlers(app, settings.api.retry_after_seconds, *_part_error_tables(app))
     _add_middleware(app, settings)
     return app
+
+
+def _part_error_tables(app: FastAPI) -> tuple[dict[type[Exception], int], dict[type[Exception], str]]:
+    """The status table and generic messages of the optional parts that are mounted (pgstac)."""
+    if not app.state.enabled_parts["pgstac"]:
+        return {}, {}
+    from raster_api.pgstac import PGSTAC_GENERIC_DETAILS, PGSTAC_STATUS_CODES
+
+    return PGSTAC_STATUS_CODES, PGSTAC_GENERIC_DETAILS
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
@@ -217,4 +226,5 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_headers=["*"],
             expose_headers=["x-request-id"],
         )
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(AccessLogMiddleware)

@@ -26,6 +26,7 @@ from raster_api.reading import read_log
 from raster_api.routing import ResolvedRead
 
 access_logger = logging.getLogger("raster_api.access")
+error_logger = logging.getLogger("raster_api.errors")
 
 REDACTED = "[REDACTED]"
 _SECRET_PARAM = re.compile(r"token|secret|password|passwd|signature|credential|auth|key|session", re.IGNORECASE)
@@ -115,6 +116,34 @@ class AccessLogMiddleware:
             "duration_ms": round((time.perf_counter() - start) * 1000, 1),
             "bytes": response["bytes"],
         }
+
+
+@dataclass(frozen=True)
+class UnexpectedErrorMiddleware:
+    """Any exception the app (or a middleware inside this one) raises becomes a logged 500 with a generic JSON body
+    and the request id, so no exception leaves the ASGI app and the client's connection stays usable."""
+
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # the last line of defence: every known error is mapped by raster_api.errors
+            error_logger.error("unhandled %s on %s", type(exc).__name__, scope.get("path"), exc_info=exc)
+            if started:
+                raise  # a body is on its way: nothing valid can be sent any more
+            body = {"detail": "internal server error", "request_id": scope.get("state", {}).get("request_id")}
+            await JSONResponse(body, status_code=500)(scope, receive, send)
 
 
 class ResponseSizeLimitMiddleware:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import attrs
+import numpy
 from color_operations.operations import parse_operations
 from fastapi import Query
 from pydantic import Field
@@ -44,10 +45,14 @@ ALGORITHM_BANDS = {"grayscale": 3, "bitonal": 3}
 FORMULA_BOUNDS = {"gamma": (0.01, 100.0), "saturation": (0.0, 100.0), "sigmoidal": (0.0, 100.0)}
 
 
-def bounded_json(name: str, text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """`json.loads(text)` for the query parameter `name`, refusing (400) what is too large or too deep."""
-    if len(text) > MAX_JSON_BYTES:
-        raise BadRequestError(f"{name} is longer than {MAX_JSON_BYTES} characters")
+class JsonTooLarge(BadRequestError):
+    """A JSON document larger or deeper than its parameter allows (refused before it is parsed)."""
+
+
+def bounded_json(name: str, text: str, max_depth: int = MAX_JSON_DEPTH, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """`json.loads(text)` for the parameter `name`, refusing (400) what is too large or too deep."""
+    if len(text) > max_bytes:
+        raise JsonTooLarge(f"{name} is longer than {max_bytes} characters")
     depth, in_string, escaped = 0, False, False
     for ch in text:
         if in_string:
@@ -62,7 +67,7 @@ def bounded_json(name: str, text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
         elif ch in "[{":
             depth += 1
             if depth > max_depth:
-                raise BadRequestError(f"{name} is nested deeper than {max_depth} levels")
+                raise JsonTooLarge(f"{name} is nested deeper than {max_depth} levels")
         elif ch in "]}":
             depth -= 1
     try:
@@ -247,12 +252,14 @@ def _image_params(limit: int) -> tuple[type[PreviewParams], type[PartFeaturePara
 
 
 class FittedAlgorithm:
-    """An algorithm that first checks the image has the bands it reads (titiler would raise IndexError)."""
+    """An algorithm that first checks the image has the bands it reads (titiler would raise IndexError), and whose
+    64-bit integer results (e.g. `sum` of bytes) are rendered only with `rescale` (rio-tiler overflows on them)."""
 
-    def __init__(self, name: str, algorithm: BaseAlgorithm) -> None:
+    def __init__(self, name: str, algorithm: BaseAlgorithm, rescaled: bool) -> None:
         self.name = name
         self.algorithm = algorithm
         self.bands = ALGORITHM_BANDS.get(name) or algorithm.input_nbands
+        self.rescaled = rescaled
 
     def __call__(self, img: Any) -> Any:
         if self.bands and img.count < self.bands:
@@ -260,7 +267,14 @@ class FittedAlgorithm:
                 f"algorithm {self.name!r} needs {self.bands} band(s), the image has {img.count}: "
                 "choose them with bidx or expression"
             )
-        return self.algorithm(img)
+        result = self.algorithm(img)
+        if result.array.dtype.kind in "iu" and result.array.dtype.itemsize == 8:
+            if not self.rescaled:
+                raise BadRequestError(
+                    f"algorithm {self.name!r} gives 64-bit integers, which cannot be rendered: add `rescale`"
+                )
+            result.array = numpy.ma.asarray(result.array, dtype="float64")  # exact below 2**53
+        return result
 
 
 def process_dependency(
@@ -269,6 +283,7 @@ def process_dependency(
         Query(description="Algorithm name", json_schema_extra={"enum": sorted(default_algorithms.list())}),
     ] = None,
     algorithm_params: Annotated[str | None, Query(description="Algorithm parameters (a JSON object)")] = None,
+    rescale: Annotated[list[str] | None, Query(include_in_schema=False)] = None,
 ) -> FittedAlgorithm | None:
     """`process_dependency`: titiler's, with parameters checked (a JSON object the algorithm accepts) and the
     algorithm checked against the image's bands."""
@@ -280,9 +295,11 @@ def process_dependency(
     if not isinstance(params, dict):
         raise BadRequestError(f"algorithm_params for {algorithm!r} must be a JSON object")
     try:
-        return FittedAlgorithm(algorithm, default_algorithms.get(algorithm)(**params))
+        instance = default_algorithms.get(algorithm)(**params)
     except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
         raise BadRequestError(f"invalid algorithm_params for {algorithm!r}: {exc}") from None
+    # `rescale` is the render dependency's (read here too, hidden from the schema): 64-bit results need it.
+    return FittedAlgorithm(algorithm, instance, rescaled=bool(rescale))
 
 
 def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:

@@ -39,7 +39,6 @@ from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette import status
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.templating import Jinja2Templates
 from titiler.core.dependencies import DefaultDependency
 from titiler.core.factory import MultiBaseTilerFactory
@@ -302,31 +301,10 @@ PGSTAC_STATUS_CODES: dict[type[Exception], int] = {
     psycopg.OperationalError: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
-_GENERIC_DETAIL: dict[type[Exception], str] = {
+PGSTAC_GENERIC_DETAILS: dict[type[Exception], str] = {
     PoolTimeout: "pgstac database unavailable; retry later",
     psycopg.OperationalError: "pgstac database unavailable; retry later",
 }
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def add_pgstac_exception_handlers(app: FastAPI) -> None:
-    """Answer pgstac errors with their status; database errors never echo connection details."""
-
-    def make(code: int, exc_class: type[Exception]) -> Callable[[Request, Exception], JSONResponse]:
-        generic = _GENERIC_DETAIL.get(exc_class)
-
-        def handler(request: Request, exc: Exception) -> JSONResponse:
-            if code >= 500:
-                logger.warning("pgstac %s on %s: %s", type(exc).__name__, request.url.path, _first_line(exc))
-            return JSONResponse({"detail": generic or _first_line(exc)}, status_code=code)
-
-        return handler
-
-    for exc_class, code in PGSTAC_STATUS_CODES.items():
-        app.add_exception_handler(exc_class, make(code, exc_class))
 
 
 # -- wiring ---------------------------------------------------------------------------------------------------
@@ -459,7 +437,6 @@ def register(
     )
     app.include_router(items.router, tags=[TAGS_ITEM], prefix="/collections/{collection_id}/items/{item_id}")
 
-    add_pgstac_exception_handlers(app)
     return connection
 
 

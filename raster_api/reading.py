@@ -19,6 +19,8 @@ the log it was created with, so rio-tiler's worker threads (which do not inherit
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -27,12 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import attr
+import numpy
 import rasterio
 from rasterio.errors import RasterioIOError
 from rio_tiler.io import Reader
 
 from raster_api import gdal
-from raster_api.errors import S3Failure, classify_s3_failure, translate_read_error
+from raster_api.errors import BadBandSelection, S3Failure, classify_s3_failure, translate_read_error
 from raster_api.routing import ProviderRouter, ResolvedRead
 
 # The formats a dataset may be: GeoTIFF (COGs) names no other file it would make GDAL open.
@@ -124,6 +127,66 @@ class ReadScope:
         return open_asset
 
 
+BAND_NAME = re.compile(r"\bb(\d+)\b")
+
+
+# What numexpr (rio-tiler's evaluator) accepts besides band names.
+EXPRESSION_FUNCTIONS = frozenset(
+    [
+        "where",
+        "sin",
+        "cos",
+        "tan",
+        "arcsin",
+        "arccos",
+        "arctan",
+        "arctan2",
+        "sinh",
+        "cosh",
+        "tanh",
+        "arcsinh",
+        "arccosh",
+        "arctanh",
+        "log",
+        "log10",
+        "log1p",
+        "exp",
+        "expm1",
+        "sqrt",
+        "abs",
+        "floor",
+        "ceil",
+    ]
+)
+IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+MAX_EXPRESSION_LENGTH = 2_000
+
+
+def _check_expression(expression: str) -> None:
+    """A rio-tiler expression (`;`-separated numexpr blocks over `b1`, `b2`...): names and syntax, else a 400."""
+    if len(expression) > MAX_EXPRESSION_LENGTH:
+        raise BadBandSelection(f"expression is longer than {MAX_EXPRESSION_LENGTH} characters")
+    for name in IDENTIFIER.findall(expression):
+        if not BAND_NAME.fullmatch(name) and name not in EXPRESSION_FUNCTIONS:
+            raise BadBandSelection(f"expression: unknown name {name[:40]!r} (bands are b1, b2, ...)")
+    for block in expression.split(";"):
+        try:
+            compile(block, "<expression>", "eval")  # parsed only, never run: numexpr evaluates it
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            raise BadBandSelection(f"expression: {block[:60]!r} is not a valid expression") from None
+
+
+def _holds(dtype: str, value: float) -> bool:
+    """Whether arrays of `dtype` can hold `value` (nan and infinities only in floats)."""
+    kind = numpy.dtype(dtype)
+    if kind.kind == "f":
+        return math.isnan(value) or math.isinf(value) or abs(value) <= numpy.finfo(kind).max
+    if not float(value).is_integer():
+        return False
+    info = numpy.iinfo(kind)
+    return info.min <= value <= info.max
+
+
 @attr.s
 class ProviderReader(Reader):
     """rio-tiler's COG reader, opened through the provider-read seam; `input` is the resolved read."""
@@ -153,6 +216,40 @@ class ProviderReader(Reader):
     @property
     def read_path(self) -> str:
         return self.resolved.gdal_path
+
+    # Every data method of rio-tiler's Reader reaches the dataset through one of these three (tile and feature call
+    # part; preview and statistics call read): the bands and nodata asked for are checked there against the dataset.
+    def part(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_request(kwargs)
+        return super().part(*args, **kwargs)
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_request(kwargs)
+        return super().read(*args, **kwargs)
+
+    def point(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_request(kwargs)
+        return super().point(*args, **kwargs)
+
+    def _check_request(self, kwargs: dict[str, Any]) -> None:
+        """`bidx`/`expression` bands that exist and a `nodata` the dataset's type can hold, else a 400."""
+        dataset = cast(Any, self.dataset)  # always open here: __attrs_post_init__ opened it
+        count = dataset.count
+        indexes = kwargs.get("indexes")
+        wanted = [indexes] if isinstance(indexes, int) else list(indexes or [])
+        if expression := kwargs.get("expression"):
+            _check_expression(expression)
+            wanted += [int(n) for n in BAND_NAME.findall(expression)]
+        missing = sorted({i for i in wanted if not 1 <= i <= count})
+        if missing:
+            raise BadBandSelection(
+                f"band(s) {', '.join(map(str, missing))} of {self.resolved.url} do not exist: it has {count} band(s)"
+            )
+        nodata = kwargs.get("nodata", self.options.get("nodata"))
+        if nodata is not None and not _holds(dataset.dtypes[0], nodata):
+            raise BadBandSelection(
+                f"nodata={nodata} does not fit the data type {dataset.dtypes[0]} of {self.resolved.url}"
+            )
 
     def __exit__(self, exc_type: Any, exc_value: BaseException | None, traceback: Any) -> None:
         self.close()

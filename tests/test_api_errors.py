@@ -71,61 +71,144 @@ def test_tile_outside_the_dataset_is_404(api_client, sample_urls):
     assert "outside" in response.json()["detail"]
 
 
-@pytest.mark.parametrize(
-    ("path", "params"),
-    [
-        ("/cog/tiles/NoSuchTMS/10/171/407.png", {}),
-        ("/cog/tiles/WebMercatorQuad/99/171/407.png", {}),
-        ("/cog/tiles/WebMercatorQuad/10/-1/407.png", {}),
-        ("/cog/tiles/WGS1984Quad/1024/1024/1024.png", {}),
-        (tile_path(fmt="gif"), {}),
-        (tile_path(), {"bidx": "7"}),
-        (tile_path(), {"expression": "b1+"}),
-        (tile_path(), {"rescale": "a,b"}),
-        (tile_path(), {"colormap_name": "no_such_map"}),
-        (tile_path(), {"colormap": "{not json"}),
-        ("/cog/point/500,95", {}),
-        ("/cog/bbox/1,2,3.png", {}),
-        ("/cog/preview.png", {"max_size": "big"}),
-        ("/cog/statistics", {"bidx": "0"}),
-        ("/cog/statistics", {"p": "200"}),
-        (tile_path(), {"nodata": "nan"}),
-        ("/cog/bbox/10,10,-10,-10.png", {}),
-        ("/cog/preview.png", {"algorithm": "hillshade", "algorithm_params": "null"}),
-        ("/cog/preview.png", {"algorithm": "hillshade", "algorithm_params": "[1, 2]"}),
-        ("/cog/preview.png", {"algorithm": "hillshade", "algorithm_params": '{"azimuth": "north"}'}),
-        ("/cog/preview.png", {"algorithm": "no-such-algorithm"}),
-        ("/cog/preview.png", {"width": "-10"}),
-        ("/colorMaps/viridis", {"format": "png", "height": "-120"}),
-        ("/colorMaps/viridis", {"format": "png", "width": "0"}),
-        ("/cog/statistics", {"histogram_range": "10,-5"}),
-        ("/cog/point/-119.5,34.5", {"expression": "blocksize"}),
-        ("/cog/preview.png", {"algorithm": "normalizedIndex", "bidx": "1"}),
-        ("/cog/tiles/WebMercatorQuad", {"minzoom": "131891764528535", "maxzoom": "131891764528535"}),
-        ("/cog/bbox/-120.0,34.0,-119.0,34.0.tif", {}),
-    ],
-)
-def test_bad_tile_parameters_are_4xx(api_client, sample_urls, path, params):
-    response = api_client.get(path, params={"url": sample_urls[OWN_BUCKET], **params})
-    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+# Each bad input with its exact answer: a 400 naming the parameter (detail), or FastAPI's 422 naming it (the
+# parameters whose validation failed).
+BAD_INPUTS = [
+    ("/cog/tiles/NoSuchTMS/10/171/407.png", {}, 422, ["tileMatrixSetId"]),
+    (
+        "/cog/tiles/WebMercatorQuad/99/171/407.png",
+        {},
+        400,
+        "tile 99/171/407 does not exist in tile matrix set WebMercatorQuad",
+    ),
+    (
+        "/cog/tiles/WebMercatorQuad/10/-1/407.png",
+        {},
+        400,
+        "tile 10/-1/407 does not exist in tile matrix set WebMercatorQuad",
+    ),
+    (
+        "/cog/tiles/WGS1984Quad/1024/1024/1024.png",
+        {},
+        400,
+        "tile 1024/1024/1024 does not exist in tile matrix set WGS1984Quad",
+    ),
+    ("/cog/tiles/WebMercatorQuad/10/171/407.gif", {}, 422, ["format"]),
+    (
+        "/cog/tiles/WebMercatorQuad/10/171/407.png",
+        {"bidx": "7"},
+        400,
+        "band(s) 7 of s3://own-data/cogs/sample.tif do not exist: it has 1 band(s)",
+    ),
+    (
+        "/cog/tiles/WebMercatorQuad/10/171/407.png",
+        {"expression": "b1+"},
+        400,
+        "expression: 'b1+' is not a valid expression",
+    ),
+    ("/cog/tiles/WebMercatorQuad/10/171/407.png", {"rescale": "a,b"}, 422, ["rescale"]),
+    ("/cog/tiles/WebMercatorQuad/10/171/407.png", {"colormap_name": "no_such_map"}, 422, ["colormap_name"]),
+    (
+        "/cog/tiles/WebMercatorQuad/10/171/407.png",
+        {"colormap": "{not json"},
+        400,
+        "colormap is not valid JSON: Expecting property name enclosed in double quotes at position 1",
+    ),
+    ("/cog/point/500,95", {}, 404, "Point is outside dataset bounds"),
+    ("/cog/bbox/1,2,3.png", {}, 404, "Not Found"),
+    ("/cog/preview.png", {"max_size": "big"}, 422, ["max_size"]),
+    (
+        "/cog/statistics",
+        {"bidx": "0"},
+        400,
+        "band(s) 0 of s3://own-data/cogs/sample.tif do not exist: it has 1 band(s)",
+    ),
+    ("/cog/statistics", {"p": "200"}, 422, ["p"]),
+    (
+        "/cog/tiles/WebMercatorQuad/10/171/407.png",
+        {"nodata": "nan"},
+        400,
+        "nodata=nan does not fit the data type uint8 of s3://own-data/cogs/sample.tif",
+    ),
+    ("/cog/bbox/10,10,-10,-10.png", {}, 400, "bbox 10.0,10.0,-10.0,-10.0 is empty: min must be below max on both axes"),
+    (
+        "/cog/preview.png",
+        {"algorithm": "hillshade", "algorithm_params": "null"},
+        400,
+        "algorithm_params for 'hillshade' must be a JSON object",
+    ),
+    (
+        "/cog/preview.png",
+        {"algorithm": "hillshade", "algorithm_params": "[1, 2]"},
+        400,
+        "algorithm_params for 'hillshade' must be a JSON object",
+    ),
+    (
+        "/cog/preview.png",
+        {"algorithm": "hillshade", "algorithm_params": '{"azimuth": "north"}'},
+        400,
+        "invalid algorithm_params for 'hillshade': 1 validation error for HillShade",
+    ),
+    (
+        "/cog/preview.png",
+        {"algorithm": "no-such-algorithm"},
+        400,
+        "unknown algorithm 'no-such-algorithm'; known: bitonal, cast, ceil, contours, floor, grayscale, hillshade, max, mean, median, min, normalizedIndex, slope, std, sum, terrainrgb, terrarium, var",
+    ),
+    ("/cog/preview.png", {"width": "-10"}, 422, ["width"]),
+    ("/colorMaps/viridis", {"format": "png", "height": "-120"}, 400, "height=-120 must be between 1 and 4096 pixels"),
+    ("/colorMaps/viridis", {"format": "png", "width": "0"}, 400, "width=0 must be between 1 and 4096 pixels"),
+    ("/cog/statistics", {"histogram_range": "10,-5"}, 400, "histogram_range=10,-5: min must be below max"),
+    (
+        "/cog/point/-119.5,34.5",
+        {"expression": "blocksize"},
+        400,
+        "expression: unknown name 'blocksize' (bands are b1, b2, ...)",
+    ),
+    (
+        "/cog/preview.png",
+        {"algorithm": "normalizedIndex", "bidx": "1"},
+        400,
+        "algorithm 'normalizedIndex' needs 2 band(s), the image has 1: choose them with bidx or expression",
+    ),
+    (
+        "/cog/tiles/WebMercatorQuad",
+        {"minzoom": "131891764528535", "maxzoom": "131891764528535"},
+        400,
+        "minzoom=131891764528535 must be between 0 and 30",
+    ),
+    (
+        "/cog/bbox/-120.0,34.0,-119.0,34.0.tif",
+        {},
+        400,
+        "bbox -120.0,34.0,-119.0,34.0 is empty: min must be below max on both axes",
+    ),
+    (
+        "/cog/tiles/WebMercatorQuad/10/171/407.png",
+        {"tilesize": "100000"},
+        400,
+        "tilesize=100000 must be between 1 and 4096 pixels",
+    ),
+    ("/cog/tiles/WebMercatorQuad/10/171/407.png", {"buffer": "50000"}, 422, ["buffer"]),
+    ("/cog/preview.png", {"width": "100000", "height": "100000"}, 422, ["height", "width"]),
+    ("/cog/preview/100000x100000.png", {}, 400, "width=100000 must be between 1 and 4096 pixels"),
+    ("/cog/preview.png", {"max_size": "100000"}, 422, ["max_size"]),
+    ("/cog/bbox/-119.9,34.1,-119.5,34.4/50000x50000.png", {}, 400, "width=50000 must be between 1 and 4096 pixels"),
+    ("/cog/statistics", {"histogram_bins": "1000000000"}, 400, "histogram_bins must be between 1 and 10000"),
+]
 
 
-@pytest.mark.parametrize(
-    ("path", "params"),
-    [
-        (tile_path(), {"tilesize": "100000"}),
-        (tile_path(), {"buffer": "50000"}),
-        ("/cog/preview.png", {"width": "100000", "height": "100000"}),
-        ("/cog/preview/100000x100000.png", {}),
-        ("/cog/preview.png", {"max_size": "100000"}),
-        ("/cog/bbox/-119.9,34.1,-119.5,34.4/50000x50000.png", {}),
-        ("/cog/statistics", {"histogram_bins": "1000000000"}),
-    ],
-)
-def test_outputs_too_large_for_memory_are_400(api_client, sample_urls, path, params):
+@pytest.mark.parametrize(("path", "params", "status", "expected"), BAD_INPUTS)
+def test_bad_parameters_are_client_errors_naming_the_parameter(api_client, sample_urls, path, params, status, expected):
     response = api_client.get(path, params={"url": sample_urls[OWN_BUCKET], **params})
-    assert response.status_code == 400
-    assert "exceed" in response.json()["detail"] or "larger than" in response.json()["detail"]
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    if status == 422:
+        assert sorted(error["loc"][1] for error in detail) == sorted(expected)
+    elif expected.startswith("invalid algorithm_params"):
+        assert detail.startswith(expected)
+    else:
+        assert detail == expected
 
 
 def test_large_area_is_read_at_a_bounded_size(api_client, sample_urls):
@@ -139,7 +222,8 @@ def test_large_area_is_read_at_a_bounded_size(api_client, sample_urls):
 def test_feature_that_is_not_a_polygon_is_400(api_client, sample_urls):
     line = {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-119.5, 34.5]}}
     response = api_client.post("/cog/feature.png", params={"url": sample_urls[OWN_BUCKET]}, json=line)
-    assert 400 <= response.status_code < 500, response.text
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == "the feature's geometry must be a Polygon or MultiPolygon, not Point"
 
 
 @pytest.mark.parametrize(

@@ -74,3 +74,57 @@ def test_out_of_bound_numbers_are_422_naming_the_parameter(api_client, sample_ur
     response = api_client.get(path, params={"url": sample_urls[OWN_BUCKET], name: value})
     assert response.status_code == 422, response.text
     assert [error["loc"][1] for error in response.json()["detail"]] == [name]
+
+
+def test_a_keep_alive_connection_survives_a_burst_of_malformed_requests(
+    aws_world, sample_urls, provider_secrets, lambda_keys, tmp_path
+):
+    """Under uvicorn (real HTTP): no malformed request makes the app raise past ASGI, so the same connection
+    answers every one of them with JSON and then serves a tile."""
+    import http.client
+    import json
+    from urllib.parse import urlencode
+
+    from local_stack.aws_world import free_port, providers_config
+    from local_stack.processes import api_argv, base_env, start_process, stop_process, wait_until_healthy
+
+    env = {
+        **base_env(),
+        **aws_world.endpoint_env(),
+        **lambda_keys.env(),
+        "PROVIDERS_CONFIG": json.dumps(providers_config(aws_world)),
+    }
+    port = free_port()
+    with open(tmp_path / "api.log", "wb") as log:
+        proc = start_process(api_argv(port, log_level="warning"), env, log)
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            url = sample_urls[OWN_BUCKET]
+            malformed = [
+                {"colormap": DEEP_LIST},
+                {"colormap": DEEP_OBJECT},
+                {"algorithm": "hillshade", "algorithm_params": DEEP_OBJECT},
+                {"color_formula": "gamma r 0"},
+                {"algorithm": "grayscale"},
+                {"colormap": "[1]"},
+            ]
+            for params in malformed * 3:
+                connection.request("GET", f"{tile_path()}?{urlencode({'url': url, **params})}")
+                response = connection.getresponse()
+                body = json.loads(response.read())
+                assert response.status == 400, body
+                assert set(body) == {"detail", "request_id"}
+            connection.request("GET", f"{tile_path()}?{urlencode({'url': url})}")
+            response = connection.getresponse()
+            assert response.status == 200
+            assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
+            connection.close()
+        finally:
+            stop_process(proc)
+    assert "Exception in ASGI application" not in (tmp_path / "api.log").read_text()
+
+
+def test_no_handler_is_registered_for_a_built_in_exception(api_app):
+    builtin = [exc for exc in api_app.exception_handlers if isinstance(exc, type) and exc.__module__ == "builtins"]
+    assert builtin == []
