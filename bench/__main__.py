@@ -2,7 +2,9 @@
 `docs/benchmarks-latency.png`.
 
 Options: `--quick` (fewer samples, for a smoke run), `--only NAME` (repeatable: latency, secrets, cold, mosaic,
-throughput). The whole run starts its own moto (and PostgreSQL when installed) and stops them at the end.
+throughput, fuzz). The whole run starts its own moto (and PostgreSQL when installed) and stops them at the end.
+`fuzz` (generated requests counted by status) is not part of the default run and writes its own table,
+`docs/benchmarks-fuzz.md` (and `bench/fuzz-results.json`), so it never replaces the timing table.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PART
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ("latency", "secrets", "cold", "mosaic", "throughput")
+SEPARATE = ("fuzz",)
 REFRESH_INTERVAL_S = 4.0
 
 log = logging.getLogger("bench")
@@ -116,6 +119,14 @@ def _throughput(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     )
 
 
+def _fuzz(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from bench.fuzz import run_fuzz
+    from bench.inprocess import create_ours
+
+    with patched_environ({**SAFE_ENV, **bw.api_env()}):
+        return run_fuzz(create_ours(), bw.sample_urls, bw.sample_urls[OWN_BUCKET], examples=200 if quick else 2000)
+
+
 def _clean(env: dict[str, str | None]) -> dict[str, str]:
     return {k: v for k, v in env.items() if v is not None}
 
@@ -126,13 +137,14 @@ RUNNERS: dict[str, Callable[[BenchWorld, bool, Path], Section]] = {
     "cold": _cold,
     "mosaic": _mosaic,
     "throughput": _throughput,
+    "fuzz": _fuzz,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run); results still written")
-    parser.add_argument("--only", action="append", choices=ALL, help="run only these benchmarks")
+    parser.add_argument("--only", action="append", choices=ALL + SEPARATE, help="run only these benchmarks")
     args = parser.parse_args(argv)
     # Progress on stderr for the bench logger only: the apps' own INFO logs (access log) are built but not printed.
     handler = logging.StreamHandler()
@@ -168,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    write(sections, meta, ROOT)
+    timing = [s for s in sections if s.name not in SEPARATE]
+    if timing:
+        write(timing, meta, ROOT)
+    for name in SEPARATE:
+        separate = [s for s in sections if s.name == name]
+        if separate:
+            write(separate, meta, ROOT, suffix=f"-{name}")
     for s in sections:
         for r in s.rows:
             log.info("%-12s %-8s %s", r.benchmark, r.verdict.strip("*"), r.value)

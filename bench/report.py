@@ -98,7 +98,8 @@ def _plot(sections: list[Section], path: Path) -> None:
     plt.close(fig)
 
 
-def write(sections: list[Section], meta: dict[str, Any], root: Path) -> None:
+def write(sections: list[Section], meta: dict[str, Any], root: Path, suffix: str = "") -> None:
+    """`bench/results{suffix}.json` and `docs/benchmarks{suffix}.md` (+ the latency plot for the main table)."""
     results = {
         "meta": meta,
         "sections": [
@@ -113,11 +114,12 @@ def write(sections: list[Section], meta: dict[str, Any], root: Path) -> None:
             for s in sections
         ],
     }
-    (root / "bench" / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (root / "bench" / f"results{suffix}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     docs = root / "docs"
     docs.mkdir(exist_ok=True)
-    (docs / "benchmarks.md").write_text(_fmt_md(sections, meta))
-    _plot(sections, docs / "benchmarks-latency.png")
+    (docs / f"benchmarks{suffix}.md").write_text(_fmt_md(sections, meta))
+    if not suffix:
+        _plot(sections, docs / "benchmarks-latency.png")
 
 
 def machine() -> str:

@@ -23,6 +23,7 @@ from fastapi.params import Depends as DependsParam
 from rasterio.session import AWSSession
 from titiler.core.dependencies import DefaultDependency
 from titiler.core.errors import BadRequestError
+from titiler.core.routing import EndpointScope
 
 from raster_api.errors import NO_PIXEL
 from raster_api.params import JsonTooLarge, bounded_json
@@ -126,8 +127,9 @@ async def bounded_output(request: Request) -> None:
     _check_ranges(request)
 
 
-async def bounded_legend(request: Request) -> None:
-    """Router dependency of `/colorMaps`: a legend image of at most `RASTER_API_MAX_IMAGE_SIZE` px a side."""
+async def bounded_query_size(request: Request) -> None:
+    """`width`/`height` query parameters of routes that declare them themselves (`/colorMaps` legends, OGC `/map`):
+    at most `RASTER_API_MAX_IMAGE_SIZE` px a side."""
     limit = request.app.state.settings.api.max_image_size
     for name in ("width", "height"):
         size = _number(request.query_params.get(name))
@@ -154,13 +156,21 @@ def _check_ranges(request: Request) -> None:
 SEARCH_LIMITS = {"scan_limit": 100_000, "items_limit": 10_000, "time_limit": 60}
 
 
-async def valid_query(request: Request) -> None:
-    """Router dependency: zooms beyond `MAX_ZOOM`, empty asset names and out-of-range pgstac search limits are a
-    400 (morecantile, rio-tiler and pgstac answer them with an overflow, a ValueError or a database error: a 500)."""
+async def valid_zooms(request: Request) -> None:
+    """Zooms beyond `MAX_ZOOM` on tileset routes are a 400 (morecantile overflows on them: a 500)."""
     for name in ("minzoom", "maxzoom"):
         zoom = _number(request.query_params.get(name))
         if zoom is not None and not 0 <= zoom <= MAX_ZOOM:
             raise BadRequestError(f"{name}={request.query_params[name]} must be between 0 and {MAX_ZOOM}")
+
+
+async def valid_stac_query(request: Request) -> None:
+    """Empty asset names and out-of-range pgstac search limits are a 400 (rio-tiler and pgstac answer them with a
+    ValueError or a database error: a 500); asset options (`name|bidx=1`) on `/info`, whose reader takes none."""
+    if request.url.path.endswith(("/info", "/info.geojson")) and any(
+        "|" in name for name in request.query_params.getlist("assets")
+    ):
+        raise BadRequestError("asset options (assets=name|...) are not supported on /info")
     if any(not name.strip() for name in request.query_params.getlist("assets")):
         raise BadRequestError("assets must not contain an empty asset name")
     for name, maximum in SEARCH_LIMITS.items():
@@ -231,10 +241,34 @@ def _points(coordinates: Any) -> Any:
             yield from _points(item)
 
 
-# Every data router runs these before its endpoint (the COG, mosaic, item and colormap routers).
-REQUEST_GUARDS: list[DependsParam] = [
-    Depends(valid_tile),
-    Depends(bounded_output),
-    Depends(valid_query),
-    Depends(valid_geojson_body),
+def _scopes(*paths: str, method: str = "GET") -> list[EndpointScope]:
+    """Example paths (inside a factory's router) that the routes a guard concerns match."""
+    return [EndpointScope(path=path, method=method) for path in paths]
+
+
+TILE_ROUTES = _scopes(
+    "/tiles/WebMercatorQuad/0/0/0", "/tiles/WebMercatorQuad/0/0/0.png", "/tiles/WebMercatorQuad/0/0/0/assets"
+)
+TILESET_ROUTES = _scopes(
+    "/WebMercatorQuad/tilejson.json",
+    "/WebMercatorQuad/map.html",
+    "/WMTSCapabilities.xml",
+    "/tiles",
+    "/tiles/WebMercatorQuad",
+)
+MAP_ROUTES = _scopes("/map")
+SIZED_ROUTES = [*_scopes("/preview/1x1.png", "/bbox/0,0,1,1/1x1.png"), *_scopes("/feature/1x1.png", method="POST")]
+BBOX_ROUTES = _scopes("/bbox/0,0,1,1.png", "/bbox/0,0,1,1/1x1.png", "/bbox/0,0,1,1/assets")
+FEATURE_ROUTES = _scopes("/feature", "/feature.png", "/feature/1x1.png", "/statistics", method="POST")
+
+# titiler's `route_dependencies`: each guard runs on the routes whose parameters it checks (COG, mosaic, item).
+ROUTE_GUARDS: list[tuple[list[EndpointScope], list[DependsParam]]] = [
+    (TILE_ROUTES, [Depends(valid_tile), Depends(bounded_output)]),
+    (TILESET_ROUTES, [Depends(bounded_output), Depends(valid_zooms)]),
+    (SIZED_ROUTES, [Depends(bounded_output)]),
+    (BBOX_ROUTES, [Depends(bounded_output)]),
+    (FEATURE_ROUTES, [Depends(valid_geojson_body)]),
+    (MAP_ROUTES, [Depends(bounded_query_size)]),
 ]
+# The mosaic and item routers' own query parameters, valid on each of their routes.
+STAC_ROUTER_GUARDS: list[DependsParam] = [Depends(valid_stac_query)]

@@ -20,11 +20,11 @@ from titiler.core.middleware import CacheControlMiddleware
 from titiler.extensions import wmtsExtension
 
 from raster_api.dependencies import (
-    REQUEST_GUARDS,
+    ROUTE_GUARDS,
     CogReaderParams,
     DatasetPath,
     ProviderRouterDep,
-    bounded_legend,
+    bounded_query_size,
     unsigned_environment,
 )
 from raster_api.errors import UnknownProvider, add_exception_handlers
@@ -148,8 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.enabled_parts = {"cog": True, "pgstac": False}
 
     cog = TilerFactory(
-        router=APIRouter(dependencies=REQUEST_GUARDS),
         router_prefix="/cog",
+        route_dependencies=ROUTE_GUARDS,
         reader=ProviderReader,
         reader_dependency=CogReaderParams,
         path_dependency=DatasetPath,
@@ -161,7 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(TMSFactory().router, tags=["Tiling Schemes"])
     app.include_router(AlgorithmFactory().router, tags=["Algorithms"])
     app.include_router(
-        ColorMapFactory(router=APIRouter(dependencies=[Depends(bounded_legend)])).router, tags=["ColorMaps"]
+        ColorMapFactory(router=APIRouter(dependencies=[Depends(bounded_query_size)])).router, tags=["ColorMaps"]
     )
     app.include_router(_providers_router())
 

@@ -51,7 +51,7 @@ from titiler.pgstac.extensions import searchInfoExtension
 from titiler.pgstac.factory import MosaicTilerFactory, add_search_list_route, add_search_register_route
 
 from providers.aws import client as aws_client
-from raster_api.dependencies import REQUEST_GUARDS, unsigned_environment
+from raster_api.dependencies import ROUTE_GUARDS, STAC_ROUTER_GUARDS, unsigned_environment
 from raster_api.params import parameter_slots
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter
@@ -327,7 +327,8 @@ def _mosaic_factory(
     api_settings: ApiSettings,
 ) -> MosaicTilerFactory:
     return MosaicTilerFactory(
-        router=APIRouter(dependencies=REQUEST_GUARDS),
+        router=APIRouter(dependencies=STAC_ROUTER_GUARDS),
+        route_dependencies=ROUTE_GUARDS,
         **parameter_slots(api_settings, MosaicTilerFactory),
         path_dependency=path_dependency,
         router_prefix=prefix,
@@ -424,7 +425,8 @@ def register(
     app.include_router(collections.router, tags=[TAGS_COLLECTION], prefix="/collections/{collection_id}")
 
     items = MultiBaseTilerFactory(
-        router=APIRouter(dependencies=REQUEST_GUARDS),
+        router=APIRouter(dependencies=STAC_ROUTER_GUARDS),
+        route_dependencies=ROUTE_GUARDS,
         **parameter_slots(api_settings, MultiBaseTilerFactory),
         reader=RoutedItemReader,
         reader_dependency=routing,

@@ -1,6 +1,11 @@
 """Typed, bounded inputs: each malformed parameter is a 4xx naming it, never a 500 (issue: parameters by construction)."""
 
+import json
+import os
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from local_stack.aws_world import OWN_BUCKET
 from tests.api_helpers import tile_path
@@ -128,3 +133,33 @@ def test_a_keep_alive_connection_survives_a_burst_of_malformed_requests(
 def test_no_handler_is_registered_for_a_built_in_exception(api_app):
     builtin = [exc for exc in api_app.exception_handlers if isinstance(exc, type) and exc.__module__ == "builtins"]
     assert builtin == []
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=5), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("INPUTS_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=st.sampled_from(["colormap", "algorithm_params"]),
+    value=JSON_VALUES.map(lambda v: json.dumps(v)) | st.text(max_size=40),
+    algorithm=st.sampled_from(["hillshade", "contours", "normalizedIndex", "terrarium", "grayscale", "cast"]),
+)
+def test_generated_json_parameters_are_answered_never_a_5xx(api_client, sample_urls, name, value, algorithm):
+    params = {"url": sample_urls[OWN_BUCKET], name: value}
+    if name == "algorithm_params":
+        params["algorithm"] = algorithm
+    response = api_client.get(tile_path(), params=params)
+    assert response.status_code in (200, 400), (params, response.status_code, response.text)
+    if response.status_code == 400:
+        assert response.json()["detail"].startswith((name, f"invalid {name}", "algorithm ", f"{name} for")), (
+            response.text
+        )
