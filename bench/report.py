@@ -42,7 +42,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
-def _fmt_md(sections: list[Section], meta: dict[str, Any]) -> str:
+def _fmt_md(sections: list[Section], meta: dict[str, Any], plot: bool = True) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -64,7 +64,8 @@ def _fmt_md(sections: list[Section], meta: dict[str, Any]) -> str:
     notes = [f"- **{s.name}**: {n}" for s in sections for n in s.notes]
     if notes:
         lines += ["", "Notes:", "", *notes]
-    lines += ["", "![latency distributions](benchmarks-latency.png)", ""]
+    if plot:
+        lines += ["", "![latency distributions](benchmarks-latency.png)", ""]
     for s in sections:
         if s.profile:
             lines += [f"## Profile: {s.name}", "", "```text", s.profile.rstrip(), "```", ""]
@@ -117,7 +118,7 @@ def write(sections: list[Section], meta: dict[str, Any], root: Path, suffix: str
     (root / "bench" / f"results{suffix}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     docs = root / "docs"
     docs.mkdir(exist_ok=True)
-    (docs / f"benchmarks{suffix}.md").write_text(_fmt_md(sections, meta))
+    (docs / f"benchmarks{suffix}.md").write_text(_fmt_md(sections, meta, plot=not suffix))
     if not suffix:
         _plot(sections, docs / "benchmarks-latency.png")
 
