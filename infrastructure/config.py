@@ -42,6 +42,9 @@ RESERVED_LAMBDA_VARIABLES = frozenset(
     }
 )
 
+# CloudFront only accepts ACM certificates from us-east-1.
+CLOUDFRONT_CERTIFICATE_PREFIX = "arn:aws:acm:us-east-1:"
+
 Architecture = Literal["x86_64", "arm64"]
 BundlingMode = Literal["local", "docker", "skip"]
 
@@ -84,8 +87,21 @@ class DeploySettings(BaseSettings):
     snap_start: bool = False
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     raster_environment: dict[str, str] = Field(default_factory=dict)
+    # None = the account's unreserved pool; a number caps (and guarantees) the raster Lambda's concurrency.
+    raster_reserved_concurrency: Annotated[int | None, Field(ge=1)] = None
+    # Custom domain: on the CloudFront distribution when `cdn` is on (certificate in us-east-1), else on API Gateway.
     domain_name: str | None = None
     certificate_arn: str | None = None
+
+    # CDN and abuse protection.
+    cdn: bool = True
+    # CloudFront's additional metrics (CacheHitRate and co.): billed as about 8 custom CloudWatch metrics.
+    cdn_additional_metrics: bool = True
+    # An existing WAFv2 web ACL of scope CLOUDFRONT (it lives in us-east-1), e.g. with a rate-based rule.
+    waf_acl_arn: Annotated[str | None, Field(pattern=r"^arn:aws:wafv2:us-east-1:\d{12}:global/webacl/.+")] = None
+    # API Gateway stage throttling (requests per second, and burst): a ceiling on what a flood can cost.
+    throttle_rate: Annotated[float, Field(gt=0)] = 100
+    throttle_burst: Annotated[int, Field(ge=1)] = 200
 
     # Alarms.
     alarm_email: str | None = None
@@ -125,6 +141,14 @@ class DeploySettings(BaseSettings):
             raise ValueError("private_subnet_ids must be a multiple of availability_zones (one per AZ)")
         if bool(self.domain_name) != bool(self.certificate_arn):
             raise ValueError("domain_name and certificate_arn go together")
+        if self.cdn and self.certificate_arn and not self.certificate_arn.startswith(CLOUDFRONT_CERTIFICATE_PREFIX):
+            raise ValueError(
+                f"certificate_arn {self.certificate_arn} must be an ACM certificate in us-east-1 "
+                f"({CLOUDFRONT_CERTIFICATE_PREFIX}...): CloudFront only uses certificates from there "
+                "(or set cdn=false to put the domain on API Gateway, which needs one in the stack's region)"
+            )
+        if self.waf_acl_arn and not self.cdn:
+            raise ValueError("waf_acl_arn is attached to the CloudFront distribution: it needs cdn=true")
         if self.alarm_email and self.alarm_topic_arn:
             raise ValueError("give alarm_email (a new topic) or alarm_topic_arn (an existing one), not both")
         return self

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aws_cdk import Acknowledgment, Validations
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import IConstruct
 
+from infrastructure.cdn import Cdn
 from infrastructure.provider_secrets import ProviderSecrets
 from infrastructure.raster import RasterApi, bucket_arns
 from infrastructure.rotator import CredentialRotator
@@ -45,8 +47,50 @@ def acknowledge_lambda(function_scope: IConstruct) -> None:
     _acknowledge(function_scope, "AwsSolutions-L1", RUNTIME_REASON)
 
 
+def acknowledge_cdn(cdn: Cdn, origin_verify_secret: secretsmanager.ISecret) -> None:
+    """The CloudFront findings this design accepts (TLS on the default domain, logging, geo restriction)."""
+    distribution = cdn.distribution
+    if not cdn.custom_domain:
+        _acknowledge(
+            distribution,
+            "AwsSolutions-CFR4",
+            "No custom domain configured: the distribution uses CloudFront's default *.cloudfront.net certificate, "
+            "whose viewer security policy CloudFront fixes itself; with DEPLOY_DOMAIN_NAME the stack sets "
+            "TLSv1.2_2021. The origin leg is HTTPS with TLS 1.2 only.",
+        )
+    _acknowledge(
+        distribution,
+        "AwsSolutions-CFR3",
+        "Every request that reaches the origin is in the API Gateway access log (path only, no query strings, which "
+        "can carry tokens); cache hits are counted by CloudFront's metrics on the dashboard. Standard logging would "
+        "add an ACL-enabled log bucket holding full query strings.",
+    )
+    _acknowledge(
+        distribution,
+        "AwsSolutions-CFR1",
+        "A public map tile service for users anywhere; data access is decided per provider and bucket, not by country.",
+    )
+    _acknowledge(
+        distribution,
+        "AwsSolutions-CFR2",
+        "A web ACL is optional (DEPLOY_WAF_ACL_ARN, e.g. with a rate-based rule); without it the API Gateway stage "
+        "throttle caps the request rate and so the bill.",
+    )
+    _acknowledge(
+        origin_verify_secret,
+        "AwsSolutions-SMG4",
+        "A shared value between CloudFront (custom origin header) and the raster API, not a credential to an AWS "
+        "service; rotating it means redeploying the distribution. Replace it by changing the secret and deploying.",
+    )
+
+
 def acknowledge_findings(
-    raster: RasterApi, rotator: CredentialRotator | None, secrets: ProviderSecrets, default_buckets: Iterable[str]
+    raster: RasterApi,
+    rotator: CredentialRotator | None,
+    secrets: ProviderSecrets,
+    default_buckets: Iterable[str],
+    cdn: Cdn | None = None,
+    origin_verify_secret: secretsmanager.ISecret | None = None,
 ) -> None:
     """Attach the reasoned acknowledgements for the findings this design accepts."""
     acknowledge_lambda(raster.function)
@@ -65,6 +109,8 @@ def acknowledge_findings(
         "A public tile API by design (map front-ends fetch tiles anonymously, like any web map tile service); "
         "access to data is decided per provider and bucket, never by the caller's identity.",
     )
+    if cdn and origin_verify_secret:
+        acknowledge_cdn(cdn, origin_verify_secret)
     for secret in secrets.secrets.values():
         _acknowledge(
             secret,

@@ -2,7 +2,8 @@
 
 Permissions are grants, each naming exactly what the providers file names: read the provider (and database) secrets,
 assume the configured provider roles, read the `default` provider's buckets. Environment = user defaults, then the
-contract variables the user may not override (`PROVIDERS_CONFIG`, `RASTER_API_CORS_ORIGINS`, `PGSTAC_SECRET_ID`).
+contract variables the user may not override (`PROVIDERS_CONFIG`, `RASTER_API_CORS_ORIGINS`, `PGSTAC_SECRET_ID`,
+`RASTER_API_ORIGIN_VERIFY_SECRET_ID`). The stage is throttled so that a flood of requests has a price ceiling.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ class RasterApiProps:
     pgstac_secret_id: str | None = None
     domain_name: str | None = None
     certificate_arn: str | None = None
+    # Stage throttling: steady requests per second and burst; beyond them API Gateway answers 429.
+    throttle_rate: float = 100
+    throttle_burst: int = 200
+    reserved_concurrency: int | None = None
+    # The secret CloudFront sends as `x-origin-verify` (read by the API to refuse requests that bypass the CDN).
+    origin_verify_secret: secretsmanager.ISecret | None = None
+    origin_verify_secret_id: str | None = None
     # Escape hatch: extra environment (never overrides the contract variables above).
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -92,6 +100,7 @@ class RasterApi(Construct):
             security_groups=[self.security_group] if self.security_group else None,
             log_group=self.log_group,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if props.snap_start else None,
+            reserved_concurrent_executions=props.reserved_concurrency,
         )
         self.target: lambda_.IFunction = (
             lambda_.Alias(self, "Live", alias_name="live", version=self.function.current_version)
@@ -107,7 +116,7 @@ class RasterApi(Construct):
             default_integration=integrations.HttpLambdaIntegration("Lambda", self.target),
             default_domain_mapping=apigw.DomainMappingOptions(domain_name=self.domain) if self.domain else None,
         )
-        self._access_logs()
+        self._stage_settings(props)
         self.url = f"https://{props.domain_name}/" if props.domain_name else self.api.api_endpoint + "/"
 
     @staticmethod
@@ -121,6 +130,8 @@ class RasterApi(Construct):
         }
         if props.pgstac_secret_id:
             env["PGSTAC_SECRET_ID"] = props.pgstac_secret_id
+        if props.origin_verify_secret_id:
+            env["RASTER_API_ORIGIN_VERIFY_SECRET_ID"] = props.origin_verify_secret_id
         size = sum(len(k) + len(v) for k, v in env.items())
         if size > ENVIRONMENT_LIMIT:
             raise EnvironmentTooLargeError(
@@ -135,6 +146,8 @@ class RasterApi(Construct):
             secret.grant_read(self.function)
         if props.pgstac_secret:
             props.pgstac_secret.grant_read(self.function)
+        if props.origin_verify_secret:
+            props.origin_verify_secret.grant_read(self.function)
         role_arns = sorted({p.role_arn for p in props.providers if p.kind is ProviderKind.ASSUME_ROLE and p.role_arn})
         if role_arns:
             self.function.add_to_role_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=role_arns))
@@ -150,12 +163,15 @@ class RasterApi(Construct):
         certificate = acm.Certificate.from_certificate_arn(self, "Certificate", props.certificate_arn)
         return apigw.DomainName(self, "Domain", domain_name=props.domain_name, certificate=certificate)
 
-    def _access_logs(self) -> None:
+    def _stage_settings(self, props: RasterApiProps) -> None:
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH)
         stage = self.api.default_stage
         assert stage is not None  # noqa: S101 - HttpApi always creates $default unless told not to
         cfn_stage = stage.node.default_child
         assert isinstance(cfn_stage, apigw.CfnStage)  # noqa: S101
+        cfn_stage.default_route_settings = apigw.CfnStage.RouteSettingsProperty(
+            throttling_rate_limit=props.throttle_rate, throttling_burst_limit=props.throttle_burst
+        )
         cfn_stage.access_log_settings = apigw.CfnStage.AccessLogSettingsProperty(
             destination_arn=self.access_logs.log_group_arn,
             format=json.dumps(

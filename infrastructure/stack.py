@@ -1,4 +1,4 @@
-"""The raster tiler stack: network, provider secrets, rotator, raster API, alarms and outputs.
+"""The raster tiler stack: network, provider secrets, rotator, raster API, CDN, alarms, dashboard and outputs.
 
 Only wiring lives here; each service is a construct of its own module. `DeploySettings` has already validated
 everything (providers, region, VPC inputs), so this module never has to say no.
@@ -15,7 +15,9 @@ from constructs import Construct
 
 from infrastructure.alarms import Alarms, AlarmsProps
 from infrastructure.bundling import lambda_code, raster_bundle, rotator_bundle
+from infrastructure.cdn import Cdn, CdnProps
 from infrastructure.config import DeploySettings
+from infrastructure.dashboard import Dashboard, DashboardProps
 from infrastructure.nag import acknowledge_findings
 from infrastructure.network import Network, NetworkProps
 from infrastructure.provider_secrets import ProviderSecrets
@@ -36,7 +38,8 @@ def import_secret(scope: Construct, construct_id: str, name_or_arn: str) -> secr
 
 
 class RasterTilerStack(Stack):
-    """Public members: `network`, `secrets`, `rotator` (None without earthdata providers), `raster`, `alarms`."""
+    """Public members: `network`, `secrets`, `rotator` (None without earthdata providers), `raster`, `cdn` (None
+    when `cdn` is off), `origin_verify_secret` (with the CDN), `alarms`, `dashboard`."""
 
     def __init__(self, scope: Construct, settings: DeploySettings) -> None:
         super().__init__(
@@ -83,6 +86,24 @@ class RasterTilerStack(Stack):
                     subnets=self.network.subnets,
                 ),
             )
+        # Generated here, sent by CloudFront as `x-origin-verify`, readable by the raster Lambda: the API can then
+        # refuse requests that reach the execute-api URL directly, around the cache and the web ACL.
+        self.origin_verify_secret = (
+            secretsmanager.Secret(
+                self,
+                "OriginVerifySecret",
+                secret_name=self.origin_verify_secret_name,
+                description="Value CloudFront sends to the raster API as the x-origin-verify header",
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    exclude_punctuation=True, password_length=48
+                ),
+            )
+            if settings.cdn
+            else None
+        )
+        # With the CDN on, the custom domain belongs to the distribution, not to API Gateway.
+        api_domain = None if settings.cdn else settings.domain_name
+        api_certificate = None if settings.cdn else settings.certificate_arn
         self.raster = RasterApi(
             self,
             "RasterApi",
@@ -101,10 +122,31 @@ class RasterTilerStack(Stack):
                 if settings.pgstac_secret
                 else None,
                 pgstac_secret_id=settings.pgstac_secret,
-                domain_name=settings.domain_name,
-                certificate_arn=settings.certificate_arn,
+                domain_name=api_domain,
+                certificate_arn=api_certificate,
+                throttle_rate=settings.throttle_rate,
+                throttle_burst=settings.throttle_burst,
+                reserved_concurrency=settings.raster_reserved_concurrency,
+                origin_verify_secret=self.origin_verify_secret,
+                origin_verify_secret_id=self.origin_verify_secret_name if self.origin_verify_secret else None,
                 environment=dict(settings.raster_environment),
             ),
+        )
+        self.cdn = (
+            Cdn(
+                self,
+                "Cdn",
+                CdnProps(
+                    api=self.raster.api,
+                    origin_verify_secret=self.origin_verify_secret,
+                    domain_name=settings.domain_name,
+                    certificate_arn=settings.certificate_arn,
+                    web_acl_arn=settings.waf_acl_arn,
+                    additional_metrics=settings.cdn_additional_metrics,
+                ),
+            )
+            if self.origin_verify_secret
+            else None
         )
         self.alarms = Alarms(
             self,
@@ -119,10 +161,33 @@ class RasterTilerStack(Stack):
                 error_rate_percent=settings.error_rate_alarm_percent,
             ),
         )
+        self.dashboard = Dashboard(
+            self,
+            "Dashboard",
+            DashboardProps(
+                dashboard_name=settings.stack_name,
+                providers=tuple(p.name for p in settings.providers),
+                earthdata_providers=tuple(p.name for p in settings.earthdata_providers),
+                function=self.raster.function,
+                api=self.raster.api,
+                distribution=self.cdn.distribution if self.cdn else None,
+            ),
+        )
         self._outputs()
         for key, value in {"Project": settings.project, "Stage": settings.stage, **settings.tags}.items():
             Tags.of(self).add(key, value)
-        acknowledge_findings(self.raster, self.rotator, self.secrets, default_buckets(settings.providers))
+        acknowledge_findings(
+            self.raster,
+            self.rotator,
+            self.secrets,
+            default_buckets(settings.providers),
+            cdn=self.cdn,
+            origin_verify_secret=self.origin_verify_secret,
+        )
+
+    @property
+    def origin_verify_secret_name(self) -> str:
+        return f"{self.settings.secret_prefix}{self.settings.stack_name}/origin-verify"
 
     @property
     def availability_zones(self) -> list[str]:
@@ -141,6 +206,15 @@ class RasterTilerStack(Stack):
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.raster.url, description="Raster API base URL")
         CfnOutput(self, "RasterFunctionName", value=self.raster.function.function_name)
+        if self.cdn:
+            CfnOutput(self, "CdnUrl", value=self.cdn.url, description="Public base URL (CloudFront)")
+            CfnOutput(
+                self,
+                "DistributionDomainName",
+                value=self.cdn.distribution.distribution_domain_name,
+                description="Point the custom domain's DNS (CNAME/alias) here" if self.cdn.custom_domain else None,
+            )
+        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard.dashboard_name)
         if self.raster.domain:
             CfnOutput(
                 self,

@@ -28,7 +28,10 @@ LOGIN_SECRET = "raster-tiler/earthdata-login"
 PGSTAC_SECRET = "arn:aws:secretsmanager:us-west-2:123456789012:secret:pgstac/conn-AbCdEf"
 PARTNER_ROLE = "arn:aws:iam::111122223333:role/raster-tiler-reader"
 CERTIFICATE = "arn:aws:acm:us-west-2:123456789012:certificate/0b1c2d3e-0000-4000-8000-000000000000"
+CDN_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/1c2d3e4f-0000-4000-8000-000000000000"
+WEB_ACL = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/raster-tiler/a1b2c3d4-0000-4000-8000-000000000000"
 OPS_TOPIC = "arn:aws:sns:us-west-2:123456789012:ops-alarms"
+ORIGIN_VERIFY_SECRET = "dev/raster-tiler-dev/origin-verify"
 PROVIDERS = [
     {
         "name": "daac-a",
@@ -114,7 +117,17 @@ def resources_for(statements: list[dict[str, Any]], action: str) -> list[Any]:
 
 
 def provider_secret_refs(template: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {v["Properties"]["Name"]: {"Ref": k} for k, v in resources(template, "AWS::SecretsManager::Secret").items()}
+    return {
+        v["Properties"]["Name"]: {"Ref": k}
+        for k, v in resources(template, "AWS::SecretsManager::Secret").items()
+        if v["Properties"]["Name"] != ORIGIN_VERIFY_SECRET
+    }
+
+
+def secrets_named(template: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    return {
+        k: v for k, v in resources(template, "AWS::SecretsManager::Secret").items() if v["Properties"]["Name"] == name
+    }
 
 
 # --- schedule and post-deploy run -------------------------------------------------------------------------------
@@ -191,7 +204,8 @@ def test_raster_reads_only_provider_and_database_secrets(template: dict[str, Any
     raster_id, _ = function(template, "raster_api.handler.handler")
     statements = statements_of_role(template, raster_id)
     read = resources_for(statements, "secretsmanager:GetSecretValue")
-    expected = [*provider_secret_refs(template).values(), PGSTAC_SECRET]
+    origin_verify = {"Ref": next(iter(secrets_named(template, ORIGIN_VERIFY_SECRET)))}
+    expected = [*provider_secret_refs(template).values(), PGSTAC_SECRET, origin_verify]
     assert sorted(map(json.dumps, read)) == sorted(map(json.dumps, expected))
     assert not resources_for(statements, "secretsmanager:PutSecretValue")
 
@@ -227,13 +241,19 @@ def test_no_policy_grants_every_resource(template: dict[str, Any]) -> None:
 def test_raster_environment_carries_providers_and_no_secrets(template: dict[str, Any]) -> None:
     _, raster = function(template, "raster_api.handler.handler")
     env = raster["Properties"]["Environment"]["Variables"]
-    assert set(env) == {"PROVIDERS_CONFIG", "RASTER_API_CORS_ORIGINS", "PGSTAC_SECRET_ID"}
+    assert set(env) == {
+        "PROVIDERS_CONFIG",
+        "RASTER_API_CORS_ORIGINS",
+        "PGSTAC_SECRET_ID",
+        "RASTER_API_ORIGIN_VERIFY_SECRET_ID",
+    }
     providers = {p["name"]: p for p in json.loads(env["PROVIDERS_CONFIG"])}
     assert list(providers) == [p["name"] for p in PROVIDERS]
     assert providers["daac-a"]["secret_id"] == "dev/raster/providers/daac-a"
     assert providers["partner"]["role_arn"] == PARTNER_ROLE
     assert env["PGSTAC_SECRET_ID"] == PGSTAC_SECRET
     assert json.loads(env["RASTER_API_CORS_ORIGINS"]) == ["*"]
+    assert env["RASTER_API_ORIGIN_VERIFY_SECRET_ID"] == "dev/raster-tiler-dev/origin-verify"
 
 
 def test_no_lambda_sets_aws_variables_or_credentials(template: dict[str, Any]) -> None:
@@ -285,6 +305,7 @@ def test_existing_vpc_arm64_snapstart_domain_and_topic(tmp_path: Path) -> None:
         availability_zones=["us-west-2a", "us-west-2b"],
         architecture="arm64",
         snap_start=True,
+        cdn=False,
         domain_name="tiles.example.org",
         certificate_arn=CERTIFICATE,
         alarm_email=None,
@@ -303,7 +324,7 @@ def test_existing_vpc_arm64_snapstart_domain_and_topic(tmp_path: Path) -> None:
     alias_id = next(iter(resources(template, "AWS::Lambda::Alias")))
     assert alias["Properties"]["Name"] == "live"
     assert alias_id in json.dumps(integration["Properties"]["IntegrationUri"])
-    # Custom domain mapped to the API; alarms go to the existing topic (no new topic or key).
+    # Without the CDN the custom domain is mapped to the API; alarms go to the existing topic (no new topic or key).
     (domain,) = resources(template, "AWS::ApiGatewayV2::DomainName").values()
     assert domain["Properties"]["DomainName"] == "tiles.example.org"
     assert domain["Properties"]["DomainNameConfigurations"][0]["CertificateArn"] == CERTIFICATE
@@ -381,6 +402,216 @@ def test_outputs_name_the_api_the_rotator_and_the_secrets(template: dict[str, An
         "daac-a": "dev/raster/providers/daac-a",
         "daac-b": "dev/raster/providers/daac-b",
     }
+
+
+# --- CDN --------------------------------------------------------------------------------------------------------
+
+
+def only(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    (resource,) = resources(template, kind).values()
+    return dict(resource["Properties"])
+
+
+def default_behavior(template: dict[str, Any]) -> dict[str, Any]:
+    return dict(only(template, "AWS::CloudFront::Distribution")["DistributionConfig"]["DefaultCacheBehavior"])
+
+
+@pytest.fixture(scope="module")
+def custom_domain_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    config = settings(
+        domain_name="tiles.example.org",
+        certificate_arn=CDN_CERTIFICATE,
+        waf_acl_arn=WEB_ACL,
+        throttle_rate=25,
+        throttle_burst=50,
+        raster_reserved_concurrency=40,
+    )
+    return synth(config, tmp_path_factory.mktemp("cdk-domain"))
+
+
+def test_cache_key_is_path_all_query_strings_encoding_and_origin_with_ttls_from_the_origin(
+    template: dict[str, Any],
+) -> None:
+    config = only(template, "AWS::CloudFront::CachePolicy")["CachePolicyConfig"]
+    assert (config["MinTTL"], config["DefaultTTL"], config["MaxTTL"]) == (0, 0, 365 * 24 * 3600)
+    assert config["ParametersInCacheKeyAndForwardedToOrigin"] == {
+        "QueryStringsConfig": {"QueryStringBehavior": "all"},
+        "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Origin"]},
+        "CookiesConfig": {"CookieBehavior": "none"},
+        "EnableAcceptEncodingGzip": True,
+        "EnableAcceptEncodingBrotli": True,
+    }
+    assert default_behavior(template)["CachePolicyId"] == {
+        "Ref": next(iter(resources(template, "AWS::CloudFront::CachePolicy")))
+    }
+
+
+def test_origin_gets_all_query_strings_and_cors_headers_but_never_host_or_authorization(
+    template: dict[str, Any],
+) -> None:
+    config = only(template, "AWS::CloudFront::OriginRequestPolicy")["OriginRequestPolicyConfig"]
+    assert config["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
+    assert config["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert config["HeadersConfig"] == {
+        "HeaderBehavior": "whitelist",
+        "Headers": ["Access-Control-Request-Method", "Access-Control-Request-Headers", "Content-Type"],
+    }
+    # Authorization reaches the origin only through a cache key: it is in neither policy (the API is anonymous).
+    cache_headers = only(template, "AWS::CloudFront::CachePolicy")["CachePolicyConfig"][
+        "ParametersInCacheKeyAndForwardedToOrigin"
+    ]["HeadersConfig"]["Headers"]
+    forwarded = {h.lower() for h in [*config["HeadersConfig"]["Headers"], *cache_headers]}
+    assert not forwarded & {"authorization", "host", "accept"}
+
+
+def test_viewers_are_redirected_to_https_and_only_get_and_head_are_cached(template: dict[str, Any]) -> None:
+    behavior = default_behavior(template)
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["Compress"] is True
+    assert behavior["CachedMethods"] == ["GET", "HEAD"]
+    assert behavior["AllowedMethods"] == ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
+    (origin,) = only(template, "AWS::CloudFront::Distribution")["DistributionConfig"]["Origins"]
+    assert origin["CustomOriginConfig"] == {"OriginProtocolPolicy": "https-only", "OriginSSLProtocols": ["TLSv1.2"]}
+
+
+def test_cloudfront_sends_the_generated_origin_verify_secret(template: dict[str, Any]) -> None:
+    (origin,) = only(template, "AWS::CloudFront::Distribution")["DistributionConfig"]["Origins"]
+    secret_id = next(iter(secrets_named(template, ORIGIN_VERIFY_SECRET)))
+    assert origin["OriginCustomHeaders"] == [
+        {
+            "HeaderName": "x-origin-verify",
+            "HeaderValue": {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret_id}, ":SecretString:::}}"]]},
+        }
+    ]
+    generated = template["Resources"][secret_id]["Properties"]["GenerateSecretString"]
+    assert generated == {"ExcludePunctuation": True, "PasswordLength": 48}
+
+
+def test_responses_carry_security_headers(template: dict[str, Any]) -> None:
+    config = only(template, "AWS::CloudFront::ResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]
+    assert config["SecurityHeadersConfig"] == {
+        "StrictTransportSecurity": {"AccessControlMaxAgeSec": 31536000, "IncludeSubdomains": True, "Override": True},
+        "ContentTypeOptions": {"Override": True},
+        "FrameOptions": {"FrameOption": "DENY", "Override": True},
+        "ReferrerPolicy": {"ReferrerPolicy": "strict-origin-when-cross-origin", "Override": True},
+    }
+    policy_id = next(iter(resources(template, "AWS::CloudFront::ResponseHeadersPolicy")))
+    assert default_behavior(template)["ResponseHeadersPolicyId"] == {"Ref": policy_id}
+
+
+def test_additional_cdn_metrics_are_enabled_for_the_hit_rate(template: dict[str, Any]) -> None:
+    subscription = only(template, "AWS::CloudFront::MonitoringSubscription")
+    distribution_id = next(iter(resources(template, "AWS::CloudFront::Distribution")))
+    assert subscription == {
+        "DistributionId": {"Ref": distribution_id},
+        "MonitoringSubscription": {
+            "RealtimeMetricsSubscriptionConfig": {"RealtimeMetricsSubscriptionStatus": "Enabled"}
+        },
+    }
+
+
+def test_cdn_url_is_the_distribution_without_a_custom_domain(template: dict[str, Any]) -> None:
+    distribution_id = next(iter(resources(template, "AWS::CloudFront::Distribution")))
+    assert template["Outputs"]["CdnUrl"]["Value"] == {
+        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}, "/"]]
+    }
+    config = only(template, "AWS::CloudFront::Distribution")["DistributionConfig"]
+    assert "Aliases" not in config and "WebACLId" not in config
+
+
+def test_custom_domain_moves_to_the_distribution_with_tls_1_2(custom_domain_template: dict[str, Any]) -> None:
+    config = only(custom_domain_template, "AWS::CloudFront::Distribution")["DistributionConfig"]
+    assert config["Aliases"] == ["tiles.example.org"]
+    assert config["ViewerCertificate"] == {
+        "AcmCertificateArn": CDN_CERTIFICATE,
+        "MinimumProtocolVersion": "TLSv1.2_2021",
+        "SslSupportMethod": "sni-only",
+    }
+    assert config["WebACLId"] == WEB_ACL
+    assert not resources(custom_domain_template, "AWS::ApiGatewayV2::DomainName")
+    assert custom_domain_template["Outputs"]["CdnUrl"]["Value"] == "https://tiles.example.org/"
+
+
+def test_cdn_certificate_outside_us_east_1_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"must be an ACM certificate in us-east-1"):
+        settings(domain_name="tiles.example.org", certificate_arn=CERTIFICATE)
+
+
+def test_web_acl_needs_the_cdn() -> None:
+    with pytest.raises(ValidationError, match=r"waf_acl_arn .* needs cdn=true"):
+        settings(cdn=False, waf_acl_arn=WEB_ACL)
+
+
+def test_cdn_false_deploys_no_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOY_CDN", "false")
+    monkeypatch.setenv("DEPLOY_PROVIDERS_CONFIG", json.dumps([p for p in PROVIDERS if p["kind"] == "unsigned"]))
+    config = DeploySettings(bundling="skip", _env_file=None)  # type: ignore[call-arg]
+    assert config.cdn is False
+    template = synth(config, tmp_path)
+    assert not [r for r in template["Resources"].values() if r["Type"].startswith("AWS::CloudFront::")]
+    assert not resources(template, "AWS::SecretsManager::Secret")
+    assert "CdnUrl" not in template["Outputs"]
+    _, raster = function(template, "raster_api.handler.handler")
+    assert "RASTER_API_ORIGIN_VERIFY_SECRET_ID" not in raster["Properties"]["Environment"]["Variables"]
+
+
+# --- throttling and concurrency ---------------------------------------------------------------------------------
+
+
+def test_stage_is_throttled_by_default(template: dict[str, Any]) -> None:
+    assert only(template, "AWS::ApiGatewayV2::Stage")["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": 200,
+        "ThrottlingRateLimit": 100,
+    }
+    _, raster = function(template, "raster_api.handler.handler")
+    assert "ReservedConcurrentExecutions" not in raster["Properties"]
+
+
+def test_throttle_and_reserved_concurrency_follow_the_settings(custom_domain_template: dict[str, Any]) -> None:
+    assert only(custom_domain_template, "AWS::ApiGatewayV2::Stage")["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": 50,
+        "ThrottlingRateLimit": 25,
+    }
+    _, raster = function(custom_domain_template, "raster_api.handler.handler")
+    assert raster["Properties"]["ReservedConcurrentExecutions"] == 40
+
+
+# --- dashboard --------------------------------------------------------------------------------------------------
+
+
+def dashboard_body(template: dict[str, Any]) -> str:
+    body = only(template, "AWS::CloudWatch::Dashboard")["DashboardBody"]
+    return "".join(part if isinstance(part, str) else json.dumps(part) for part in body["Fn::Join"][1])
+
+
+def test_dashboard_has_every_providers_api_metrics(template: dict[str, Any]) -> None:
+    body = dashboard_body(template)
+    for provider in (p["name"] for p in PROVIDERS):
+        for metric in ("Requests", "ClientErrors", "ServerErrors", "S3Refusals", "LatencyMs"):
+            assert f'"RasterTiler/RasterApi","{metric}","Provider","{provider}"' in body, (provider, metric)
+
+
+def test_dashboard_has_rotation_metrics_for_earthdata_providers_only(template: dict[str, Any]) -> None:
+    body = dashboard_body(template)
+    for provider in (p["name"] for p in PROVIDERS):
+        expected = provider in {"daac-a", "daac-b"}
+        for namespace, metric in (
+            ("RasterTiler/CredentialRotator", "SecondsUntilExpiry"),
+            ("RasterTiler/CredentialRotator", "RotationSuccess"),
+            ("RasterTiler/CredentialRotator", "RotationFailure"),
+            ("RasterTiler/RasterApi", "CredentialSecondsLeft"),
+        ):
+            assert (f'"{namespace}","{metric}","Provider","{provider}"' in body) is expected, (provider, metric)
+
+
+def test_dashboard_shows_cdn_hit_rate_errors_and_lambda_health(template: dict[str, Any]) -> None:
+    body = dashboard_body(template)
+    for metric in ("CacheHitRate", "4xxErrorRate", "5xxErrorRate"):
+        assert f'"AWS/CloudFront","{metric}","DistributionId"' in body
+    assert '"region":"us-east-1"' in body
+    for metric in ("Duration", "ConcurrentExecutions", "Throttles"):
+        assert f'"AWS/Lambda","{metric}","FunctionName"' in body
+    assert only(template, "AWS::CloudWatch::Dashboard")["DashboardName"] == "raster-tiler-dev"
 
 
 # --- cdk-nag ----------------------------------------------------------------------------------------------------
