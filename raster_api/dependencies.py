@@ -26,13 +26,11 @@ from titiler.core.errors import BadRequestError
 from titiler.core.routing import EndpointScope
 
 from raster_api.errors import NO_PIXEL
-from raster_api.params import JsonTooLarge, bounded_json
+from raster_api.params import MAX_COORDINATE, JsonTooLarge, bounded_json, check_feature_areas
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter, ResolvedRead
 
 MAX_ZOOM = 30
-# Coordinates beyond this (in any CRS a feature or bbox may use) map to no pixel: GDAL's window arithmetic overflows.
-MAX_COORDINATE = 1e9
 # GeoJSON bodies (a feature or a feature collection): MultiPolygon coordinates nest 4 deep inside 3 levels of objects.
 MAX_BODY_DEPTH = 16
 MAX_BODY_BYTES = 4_000_000
@@ -205,40 +203,7 @@ async def valid_geojson_body(request: Request) -> None:
     for bbox in _bboxes(body):
         if isinstance(bbox, list) and len(bbox) != 4:
             raise BadRequestError(f"a GeoJSON bbox of {len(bbox)} numbers is not supported: send 4 (2D) or none")
-    for geometry in _geometries(body):
-        _check_area(geometry)
-
-
-def _geometries(geojson: Any) -> list[Any]:
-    """The geometries of a Feature or FeatureCollection body."""
-    if not isinstance(geojson, dict):
-        return []
-    if geojson.get("type") == "FeatureCollection":
-        return [g for f in geojson.get("features") or [] for g in _geometries(f)]
-    return [geojson.get("geometry")] if geojson.get("type") == "Feature" else []
-
-
-def _check_area(geometry: Any) -> None:
-    """rio-tiler reads a feature's polygon area: another geometry type, or coordinates so large or so degenerate
-    that the area maps to no pixel, fail deep in rio-tiler and GDAL; here they are a 400."""
-    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
-        kind = geometry.get("type") if isinstance(geometry, dict) else None
-        raise BadRequestError(f"the feature's geometry must be a Polygon or MultiPolygon, not {str(kind)[:40]}")
-    points = list(_points(geometry.get("coordinates")))
-    if not points or not all(abs(v) <= MAX_COORDINATE for point in points for v in point[:2]):
-        raise BadRequestError(NO_PIXEL)
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    if not (min(xs) < max(xs) and min(ys) < max(ys)):
-        raise BadRequestError(NO_PIXEL)
-
-
-def _points(coordinates: Any) -> Any:
-    """Every [x, y, ...] position of nested GeoJSON coordinates (the body model checked their shape)."""
-    if isinstance(coordinates, list) and coordinates and all(isinstance(c, int | float) for c in coordinates):
-        yield coordinates
-    elif isinstance(coordinates, list):
-        for item in coordinates:
-            yield from _points(item)
+    check_feature_areas(body)
 
 
 def _scopes(*paths: str, method: str = "GET") -> list[EndpointScope]:

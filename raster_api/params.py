@@ -33,12 +33,15 @@ from titiler.core.dependencies import (
 )
 from titiler.core.errors import BadRequestError
 
+from raster_api.errors import NO_PIXEL
 from raster_api.settings import ApiSettings
 
 MAX_JSON_BYTES = 65_536
 MAX_JSON_DEPTH = 8
 MAX_HISTOGRAM_BINS = 10_000
 MAX_COLORMAP_ENTRIES = 1_024
+# Coordinates beyond this (in any CRS a feature or bbox may use) map to no pixel: GDAL's window arithmetic overflows.
+MAX_COORDINATE = 1e9
 # Bands an algorithm reads, where titiler's class does not declare `input_nbands` although it indexes bands.
 ALGORITHM_BANDS = {"grayscale": 3, "bitonal": 3}
 # Bounds of color_formula arguments: beyond them the operations overflow or divide by zero.
@@ -317,3 +320,41 @@ def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
     }
     accepted = attrs.fields_dict(factory)
     return {name: dependency for name, dependency in slots.items() if name in accepted}
+
+
+def check_feature_areas(body: Any) -> None:
+    """Every geometry of a Feature or FeatureCollection body reads a polygon area of at least one pixel (400)."""
+    for geometry in _geometries(body):
+        _check_area(geometry)
+
+
+def _geometries(geojson: Any) -> list[Any]:
+    """The geometries of a Feature or FeatureCollection body."""
+    if not isinstance(geojson, dict):
+        return []
+    if geojson.get("type") == "FeatureCollection":
+        return [g for f in geojson.get("features") or [] for g in _geometries(f)]
+    return [geojson.get("geometry")] if geojson.get("type") == "Feature" else []
+
+
+def _check_area(geometry: Any) -> None:
+    """rio-tiler reads a feature's polygon area: another geometry type, or coordinates so large or so degenerate
+    that the area maps to no pixel, fail deep in rio-tiler and GDAL; here they are a 400."""
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        kind = geometry.get("type") if isinstance(geometry, dict) else None
+        raise BadRequestError(f"the feature's geometry must be a Polygon or MultiPolygon, not {str(kind)[:40]}")
+    points = list(_points(geometry.get("coordinates")))
+    if not points or not all(abs(v) <= MAX_COORDINATE for point in points for v in point[:2]):
+        raise BadRequestError(NO_PIXEL)
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if not (min(xs) < max(xs) and min(ys) < max(ys)):
+        raise BadRequestError(NO_PIXEL)
+
+
+def _points(coordinates: Any) -> Any:
+    """Every [x, y, ...] position of nested GeoJSON coordinates (the body model checked their shape)."""
+    if isinstance(coordinates, list) and coordinates and all(isinstance(c, int | float) for c in coordinates):
+        yield coordinates
+    elif isinstance(coordinates, list):
+        for item in coordinates:
+            yield from _points(item)
