@@ -110,7 +110,7 @@ class ProviderRouter:
 
     def parse_url(self, url: str) -> S3Location:
         """`s3://bucket/key` (key taken literally), or a DAAC distribution URL
-        `https://<credentials_url host>/<bucket>/<key>` (path percent-decoded exactly once)."""
+        `https://<one of the owner's distribution_origins>/<bucket>/<key>` (path percent-decoded exactly once)."""
         try:
             if url.startswith("s3://"):
                 return parse_s3_url(url)
