@@ -22,24 +22,15 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers import Provider
 from raster_api.credentials import AwsCredentials
 from raster_api.dependencies import get_router, read_scope, resolved_read
 from raster_api.reading import ReadScope
 from raster_api.routing import ResolvedRead
+from raster_api.settings import DownloadSettings
 
 audit_logger = logging.getLogger("raster_api.audit")
-
-
-class DownloadSettings(BaseSettings):
-    """`RASTER_API_DOWNLOAD_EXPIRES`: seconds a pre-signed download URL stays valid."""
-
-    model_config = SettingsConfigDict(env_prefix="RASTER_API_", extra="ignore")
-
-    download_expires: int = Field(default=60, ge=1, le=3600)
 
 
 def presigned_get_url(provider: Provider, creds: AwsCredentials | None, bucket: str, key: str, expires_in: int) -> str:
@@ -101,7 +92,7 @@ def download(
         )
     settings: DownloadSettings = request.app.state.download_settings
     creds = get_router(request).credentials(provider)
-    url = presigned_get_url(provider, creds, read.location.bucket, read.location.key, settings.download_expires)
+    url = presigned_get_url(provider, creds, read.location.bucket, read.location.key, settings.expires)
     audit_logger.info(
         json.dumps(
             {
@@ -110,7 +101,7 @@ def download(
                 "provider": provider.name,
                 "bucket": read.location.bucket,
                 "key": read.location.key,
-                "expires_in": settings.download_expires,
+                "expires_in": settings.expires,
             },
             separators=(",", ":"),
         )
@@ -119,7 +110,7 @@ def download(
     return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
 
-def add_download(app: FastAPI, settings: DownloadSettings | None = None) -> None:
-    """Register `GET /cog/download`; settings are read now (at app creation), not at import."""
-    app.state.download_settings = settings or DownloadSettings()
+def add_download(app: FastAPI, settings: DownloadSettings) -> None:
+    """Register `GET /cog/download`."""
+    app.state.download_settings = settings
     app.include_router(router)

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 from starlette_cramjam.middleware import CompressionMiddleware
 from titiler.core.factory import AlgorithmFactory, ColorMapFactory, TilerFactory, TMSFactory
-from titiler.core.middleware import CacheControlMiddleware
 from titiler.extensions import wmtsExtension
 
+from raster_api.caching import CachePolicy, CachePolicyMiddleware
 from raster_api.dependencies import (
     ROUTE_GUARDS,
     CogReaderParams,
@@ -27,6 +27,7 @@ from raster_api.dependencies import (
     bounded_query_size,
     unsigned_environment,
 )
+from raster_api.edge import OriginSecret, OriginVerifyMiddleware, PublicHostMiddleware, secrets_manager_string
 from raster_api.errors import UnknownProvider, add_exception_handlers
 from raster_api.middleware import AccessLogMiddleware, ResponseSizeLimitMiddleware, UnexpectedErrorMiddleware
 from raster_api.params import parameter_slots
@@ -169,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from raster_api.download import add_download
     from raster_api.viewer import add_viewer
 
-    add_download(app)
+    add_download(app, settings.download)
     add_viewer(app)
     # ---------------------------------------------------------------------------------------------------------------
 
@@ -202,21 +203,16 @@ def _part_error_tables(app: FastAPI) -> tuple[dict[type[Exception], int], dict[t
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Added innermost first: compression, the response size limit (on the compressed body), Cache-Control, CORS
-    (so a 413 carries CORS headers), then the access log outermost."""
+    """Added innermost first: compression, the response size limit (on the compressed body), the cache policy (which
+    sees the 413), CORS (so a 413 carries CORS headers), the public host, the CDN's origin check, then the error net
+    and the access log outermost."""
     app.add_middleware(
         CompressionMiddleware,
         minimum_size=0,
         exclude_mediatype=BINARY_MEDIA_TYPES,
     )
     app.add_middleware(ResponseSizeLimitMiddleware, max_bytes=settings.api.max_response_bytes)
-    if settings.api.cache_control:
-        app.add_middleware(
-            CacheControlMiddleware,
-            cachecontrol=settings.api.cache_control,
-            cachecontrol_max_http_code=400,
-            exclude_path={r"/healthz", r"/providers"},
-        )
+    app.add_middleware(CachePolicyMiddleware, policy=CachePolicy(settings.cache))
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -225,6 +221,13 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=["x-request-id"],
+        )
+    app.add_middleware(
+        PublicHostMiddleware, public_url=settings.api.public_url, allowed_hosts=tuple(settings.api.allowed_hosts)
+    )
+    if settings.api.origin_verify_secret_id:
+        app.add_middleware(
+            OriginVerifyMiddleware, secret=OriginSecret(secrets_manager_string(settings.api.origin_verify_secret_id))
         )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(AccessLogMiddleware)

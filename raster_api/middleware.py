@@ -143,7 +143,7 @@ class UnexpectedErrorMiddleware:
             if started:
                 raise  # a body is on its way: nothing valid can be sent any more
             body = {"detail": "internal server error", "request_id": scope.get("state", {}).get("request_id")}
-            await JSONResponse(body, status_code=500)(scope, receive, send)
+            await JSONResponse(body, status_code=500, headers={"Cache-Control": "no-store"})(scope, receive, send)
 
 
 class ResponseSizeLimitMiddleware:

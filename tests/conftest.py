@@ -79,6 +79,8 @@ def api_env(
         **aws_world.endpoint_env(),
         **lambda_keys.env(),
         "PROVIDERS_CONFIG": json.dumps(providers_config(aws_world)),
+        # Starlette's test client addresses `testserver`.
+        "RASTER_API_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
