@@ -104,6 +104,7 @@ class AccessLogMiddleware:
         return {
             "type": "access",
             "request_id": state.get("request_id"),
+            "user": state.get("user"),  # the caller's `sub`; never the token
             "method": scope.get("method"),
             "route": _route(scope),
             "path": scope.get("path"),
