@@ -29,6 +29,8 @@ for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARE
 os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+# Starlette's test client addresses `testserver`: a host the API serves in tests (links name it).
+os.environ["RASTER_API_ALLOWED_HOSTS"] = "testserver,localhost,127.0.0.1,[::1]"
 
 
 @pytest.fixture(scope="session")
@@ -87,8 +89,6 @@ def api_env(
         **aws_world.endpoint_env(),
         **lambda_keys.env(),
         "PROVIDERS_CONFIG": json.dumps(providers_config(aws_world)),
-        # Starlette's test client addresses `testserver`.
-        "RASTER_API_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -498,6 +498,7 @@ def _http_api_event(path: str) -> dict[str, Any]:
         "rawQueryString": "",
         "headers": {"host": "tiles.example.org"},
         "requestContext": {
+            "domainName": "tiles.example.org",
             "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
             "stage": "$default",
             "requestId": "test",
@@ -571,3 +572,61 @@ def test_mosaic_access_log_names_each_assets_provider_bucket_and_key(client: Tes
         ("daac-a", DAAC_A_BUCKET, f"{PREFIX}/west.tif"),
         ("own", OWN_BUCKET, f"{PREFIX}/east.tif"),
     ]
+
+
+@pytest.fixture(scope="module")
+def restricted_client(
+    aws_world: AwsWorld,
+    lambda_keys: Keys,
+    provider_secrets: dict[str, str],
+    pgstac_db: PgstacDatabase,
+    stac_catalog: dict[str, str],
+    issuer,
+) -> Iterator[TestClient]:
+    """daac-b is readable by signed-in callers only; moto's Cognito is the issuer."""
+    from raster_api.main import create_app
+
+    providers = providers_config(aws_world)
+    for provider in providers:
+        if provider["name"] == "daac-b":
+            provider["access"] = "authenticated"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in _api_environ(aws_world, lambda_keys, {"DATABASE_URL": pgstac_db.dsn}).items():
+            mp.setenv(key, value)
+        mp.setenv("PROVIDERS_CONFIG", json.dumps(providers))
+        for key, value in issuer.api_env().items():
+            mp.setenv(key, value)
+        with TestClient(create_app()) as test_client:
+            yield test_client
+
+
+def test_registering_a_search_needs_a_signed_in_caller(restricted_client: TestClient, issuer) -> None:
+    anonymous = restricted_client.post("/searches/register", json={"collections": ["own-east"]})
+    assert anonymous.status_code == 401
+    assert anonymous.json()["detail"] == "this route needs a signed-in caller: send a bearer token"
+    signed_in = restricted_client.post(
+        "/searches/register",
+        json={"collections": ["own-east"]},
+        headers={"Authorization": f"Bearer {issuer.id_token('visitor')}"},
+    )
+    assert signed_in.status_code == 200, signed_in.text
+
+
+def test_a_restricted_providers_mosaic_assets_and_items_need_a_caller(
+    restricted_client: TestClient, issuer, stac_catalog: dict[str, str]
+) -> None:
+    token = issuer.id_token("visitor")
+    headers = {"Authorization": f"Bearer {token}"}
+    search = restricted_client.post("/searches/register", json={"collections": ["daac-b-east"]}, headers=headers)
+    prefixes = [f"/searches/{search.json()['id']}", f"/collections/daac-b-east/items/{stac_catalog['daac-b-east']}"]
+    for prefix in prefixes:
+        anonymous = _tile(restricted_client, prefix)
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.json()["detail"].startswith("provider 'daac-b' is restricted: sign in")
+        signed_in = _tile(restricted_client, prefix, {"access_token": token})
+        assert signed_in.status_code == 200, signed_in.text
+        assert signed_in.headers["cache-control"] == "private, no-store"
+    # Assets of public providers in the same deployment stay public and cacheable.
+    public = _tile(restricted_client, "/collections/own-east")
+    assert public.status_code == 200, public.text
+    assert public.headers["cache-control"] == "public, max-age=3600, s-maxage=86400"
