@@ -429,14 +429,14 @@ def custom_domain_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return synth(config, tmp_path_factory.mktemp("cdk-domain"))
 
 
-def test_cache_key_is_path_all_query_strings_encoding_and_origin_with_ttls_from_the_origin(
+def test_cache_key_is_path_all_query_strings_encoding_authorization_and_origin_with_ttls_from_the_origin(
     template: dict[str, Any],
 ) -> None:
     config = only(template, "AWS::CloudFront::CachePolicy")["CachePolicyConfig"]
     assert (config["MinTTL"], config["DefaultTTL"], config["MaxTTL"]) == (0, 0, 365 * 24 * 3600)
     assert config["ParametersInCacheKeyAndForwardedToOrigin"] == {
         "QueryStringsConfig": {"QueryStringBehavior": "all"},
-        "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Origin"]},
+        "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Authorization", "Origin"]},
         "CookiesConfig": {"CookieBehavior": "none"},
         "EnableAcceptEncodingGzip": True,
         "EnableAcceptEncodingBrotli": True,
@@ -446,22 +446,20 @@ def test_cache_key_is_path_all_query_strings_encoding_and_origin_with_ttls_from_
     }
 
 
-def test_origin_gets_all_query_strings_and_cors_headers_but_never_host_or_authorization(
-    template: dict[str, Any],
-) -> None:
+def test_origin_gets_all_query_strings_and_cors_headers_but_never_host_or_accept(template: dict[str, Any]) -> None:
     config = only(template, "AWS::CloudFront::OriginRequestPolicy")["OriginRequestPolicyConfig"]
     assert config["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
     assert config["CookiesConfig"] == {"CookieBehavior": "none"}
+    # Authorization reaches the origin through the cache key only, so it never joins a shared entry.
     assert config["HeadersConfig"] == {
         "HeaderBehavior": "whitelist",
         "Headers": ["Access-Control-Request-Method", "Access-Control-Request-Headers", "Content-Type"],
     }
-    # Authorization reaches the origin only through a cache key: it is in neither policy (the API is anonymous).
     cache_headers = only(template, "AWS::CloudFront::CachePolicy")["CachePolicyConfig"][
         "ParametersInCacheKeyAndForwardedToOrigin"
     ]["HeadersConfig"]["Headers"]
     forwarded = {h.lower() for h in [*config["HeadersConfig"]["Headers"], *cache_headers]}
-    assert not forwarded & {"authorization", "host", "accept"}
+    assert not forwarded & {"host", "accept"}
 
 
 def test_viewers_are_redirected_to_https_and_only_get_and_head_are_cached(template: dict[str, Any]) -> None:
