@@ -3,21 +3,21 @@ popular map's repeated tile requests into zero Lambda invocations.
 
 What is cached is decided by the origin: TTLs follow the API's `Cache-Control` (default 0, so a response without one,
 like `/healthz`, is never cached). The cache key is the path, every query string (`provider`, `url`, rescale, ...:
-any of them changes the image), the normalised `Accept-Encoding` (gzip/brotli) and `Origin`.
+any of them changes the image), the normalised `Accept-Encoding` (gzip/brotli), `Authorization` and `Origin`.
 
 `Origin` is in the key because the API's CORS middleware answers differently with and without it (no
 `Access-Control-Allow-Origin` for a request without `Origin`, the echoed origin for a restricted list): with `Origin`
 outside the key, whichever request came first would decide the CORS headers every later viewer gets.
 
-`Authorization` is neither in the key nor forwarded. The API is anonymous by design (a provider's credentials are
-chosen by `?provider=`, never by the caller), so nothing at the origin reads it. CloudFront refuses `Authorization` in
-an origin request policy (it must be in the cache key so that one user's response is never served to another); adding
-it to this shared policy would split the cache per caller for no benefit. An authenticated route, if one is ever
-added, gets its own behaviour (path pattern) with a cache policy whose key includes `Authorization`, or caching
-disabled; relying on the origin marking authenticated responses `private, no-store` alone is not enough, since a
-missing header on one route would then cache a user's answer for everyone.
+`Authorization` is in the key too. Restricted providers need the caller's bearer token at the origin, and CloudFront
+forwards `Authorization` only when it is part of the cache key (it refuses it in an origin request policy): so a
+response to a token is only ever served again to a request with the very same token, and anonymous callers, who send
+none, share one entry per URL. The API marks whatever depends on a restricted provider `private, no-store` besides,
+so such a response is not stored at all; the key is what keeps one caller's answer from another if a route ever
+forgets. A token sent as the `access_token` query parameter (map clients that cannot set headers) is in the key with
+every other query string.
 
-`Accept` is not forwarded either: a content negotiated on a header outside the cache key would serve the HTML of one
+`Accept` is not forwarded: a content negotiated on a header outside the cache key would serve the HTML of one
 viewer to the JSON client of another; without it the API answers its default media type, the same for everyone.
 """
 
@@ -35,7 +35,7 @@ from constructs import Construct
 
 ORIGIN_VERIFY_HEADER = "x-origin-verify"
 # Headers that go into the cache key (and so, automatically, to the origin).
-CACHE_KEY_HEADERS = ("Origin",)
+CACHE_KEY_HEADERS = ("Authorization", "Origin")
 # Headers the origin needs that must not split the cache: CORS preflights (OPTIONS is never cached) and the
 # content type of the POST routes' GeoJSON bodies.
 FORWARDED_HEADERS = ("Access-Control-Request-Method", "Access-Control-Request-Headers", "Content-Type")
@@ -66,7 +66,8 @@ class Cdn(Construct):
         self.cache_policy = cloudfront.CachePolicy(
             self,
             "CachePolicy",
-            comment="Raster tiles: path + all query strings + Accept-Encoding + Origin; TTLs from Cache-Control",
+            comment="Raster tiles: path + all query strings + Accept-Encoding + Authorization + Origin; "
+            "TTLs from Cache-Control",
             query_string_behavior=cloudfront.CacheQueryStringBehavior.all(),
             header_behavior=cloudfront.CacheHeaderBehavior.allow_list(*CACHE_KEY_HEADERS),
             cookie_behavior=cloudfront.CacheCookieBehavior.none(),

@@ -45,6 +45,9 @@ RESERVED_LAMBDA_VARIABLES = frozenset(
 # CloudFront only accepts ACM certificates from us-east-1.
 CLOUDFRONT_CERTIFICATE_PREFIX = "arn:aws:acm:us-east-1:"
 
+# The API's token settings; the stack alone sets them, from `auth_*` and `cognito`.
+AUTH_VARIABLE_PREFIX = "RASTER_API_AUTH_"
+
 Architecture = Literal["x86_64", "arm64"]
 BundlingMode = Literal["local", "docker", "skip"]
 
@@ -90,8 +93,20 @@ class DeploySettings(BaseSettings):
     # None = the account's unreserved pool; a number caps (and guarantees) the raster Lambda's concurrency.
     raster_reserved_concurrency: Annotated[int | None, Field(ge=1)] = None
     # Custom domain: on the CloudFront distribution when `cdn` is on (certificate in us-east-1), else on API Gateway.
+    # It is also the origin of every link the API writes (`RASTER_API_PUBLIC_URL`).
     domain_name: str | None = None
     certificate_arn: str | None = None
+
+    # Who signs the bearer tokens the API checks: an existing OpenID Connect issuer (`auth_issuer` + `auth_audience`),
+    # or `cognito` for a user pool the stack creates (app client + one group per group the providers file names).
+    # Needed as soon as one provider's `access` is not "public".
+    auth_issuer: Annotated[str | None, Field(pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?$")] = None
+    # `aud` of the issuer's ID tokens (or `client_id` of Cognito access tokens).
+    auth_audience: str | None = None
+    # Unset: the API reads `jwks_uri` from the issuer's discovery document.
+    auth_jwks_url: Annotated[str | None, Field(pattern=r"^https://\S+$")] = None
+    auth_groups_claim: Annotated[str, Field(min_length=1)] = "cognito:groups"
+    cognito: bool = False
 
     # CDN and abuse protection.
     cdn: bool = True
@@ -129,12 +144,19 @@ class DeploySettings(BaseSettings):
         reserved = sorted(RESERVED_LAMBDA_VARIABLES.intersection(value))
         if reserved:
             raise ValueError(f"raster_environment may not set Lambda's reserved variables: {', '.join(reserved)}")
+        # An issuer slipped in here would escape the check that restricted providers have one.
+        auth = sorted(k for k in value if k.startswith(AUTH_VARIABLE_PREFIX))
+        if auth:
+            raise ValueError(
+                f"raster_environment may not set {', '.join(auth)}: use DEPLOY_AUTH_* or DEPLOY_COGNITO instead"
+            )
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploySettings:
         self._providers = load_providers(self.providers_config)
         self._check_earthdata()
+        self._check_auth()
         if self.vpc_id and not (self.private_subnet_ids and self.availability_zones):
             raise ValueError("an existing vpc_id needs private_subnet_ids and availability_zones (no lookups)")
         if self.vpc_id and len(self.private_subnet_ids) % len(self.availability_zones):
@@ -169,6 +191,22 @@ class DeploySettings(BaseSettings):
                 f"earthdata provider {earthdata[0].name!r} needs DEPLOY_EARTHDATA_LOGIN_SECRET (an existing secret)"
             )
 
+    def _check_auth(self) -> None:
+        if self.auth_issuer and self.cognito:
+            raise ValueError("give auth_issuer (an existing issuer) or cognito=true (a new user pool), not both")
+        if bool(self.auth_issuer) != bool(self.auth_audience):
+            raise ValueError("auth_issuer and auth_audience go together")
+        if self.auth_jwks_url and not self.auth_issuer:
+            raise ValueError("auth_jwks_url belongs to an existing auth_issuer (the API finds a user pool's own)")
+        restricted = self.restricted_providers
+        if restricted and not self.auth_enabled:
+            names = ", ".join(f"{p.name!r} ({_describe_access(p.access)})" for p in restricted)
+            raise ValueError(
+                f"provider(s) {names} restrict access but no token issuer is configured, so nobody could read them "
+                "(the API refuses to start): set DEPLOY_AUTH_ISSUER and DEPLOY_AUTH_AUDIENCE for an existing OpenID "
+                "Connect issuer, or DEPLOY_COGNITO=true for a user pool created by the stack"
+            )
+
     @property
     def providers(self) -> list[Provider]:
         return list(self._providers)
@@ -178,9 +216,26 @@ class DeploySettings(BaseSettings):
         return [p for p in self._providers if p.kind is ProviderKind.EARTHDATA]
 
     @property
+    def restricted_providers(self) -> list[Provider]:
+        return [p for p in self._providers if p.access != "public"]
+
+    @property
+    def access_groups(self) -> list[str]:
+        """Every group a provider's `access` names, sorted: the Cognito groups the stack creates."""
+        return sorted({g for p in self._providers if isinstance(p.access, tuple) for g in p.access})
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth_issuer or self.cognito)
+
+    @property
     def stack_name(self) -> str:
         return f"{self.project}-{self.stage}"
 
     def secret_name(self, provider: Provider) -> str:
         """Name of the secret the stack creates for an earthdata provider."""
         return f"{self.secret_prefix}{provider.secret_id}"
+
+
+def _describe_access(access: str | tuple[str, ...]) -> str:
+    return access if isinstance(access, str) else "groups " + ", ".join(access)

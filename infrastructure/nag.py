@@ -12,6 +12,7 @@ from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import IConstruct
 
+from infrastructure.auth import UserPoolAuth
 from infrastructure.cdn import Cdn
 from infrastructure.provider_secrets import ProviderSecrets
 from infrastructure.raster import RasterApi, bucket_arns
@@ -91,6 +92,8 @@ def acknowledge_findings(
     default_buckets: Iterable[str],
     cdn: Cdn | None = None,
     origin_verify_secret: secretsmanager.ISecret | None = None,
+    user_pool_auth: UserPoolAuth | None = None,
+    downloadable_buckets: Iterable[str] = (),
 ) -> None:
     """Attach the reasoned acknowledgements for the findings this design accepts."""
     acknowledge_lambda(raster.function)
@@ -106,8 +109,9 @@ def acknowledge_findings(
     _acknowledge(
         raster.api,
         "AwsSolutions-APIG4",
-        "A public tile API by design (map front-ends fetch tiles anonymously, like any web map tile service); "
-        "access to data is decided per provider and bucket, never by the caller's identity.",
+        "Public providers are read anonymously by design (map front-ends fetch tiles like from any web map tile "
+        "service); for restricted providers the API itself validates the caller's OpenID Connect token and groups, "
+        "per provider and on the same routes, which an API Gateway authorizer on the route cannot express.",
     )
     if cdn and origin_verify_secret:
         acknowledge_cdn(cdn, origin_verify_secret)
@@ -126,3 +130,12 @@ def acknowledge_findings(
                 "Objects (or bucket globs) of the `default` provider's buckets, exactly as the providers file lists "
                 "them: the raster API reads any COG in the buckets it serves with its own identity.",
             )
+    if raster.download_role:
+        for arn in bucket_arns(downloadable_buckets):
+            if "*" in arn:
+                _acknowledge(
+                    raster.download_role,
+                    f"AwsSolutions-IAM5[Resource::{arn}]",
+                    "Objects of the buckets whose `default` provider allows downloads, exactly as the providers file "
+                    "lists them; every session the API opens on this role carries a session policy naming one object.",
+                )

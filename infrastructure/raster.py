@@ -3,7 +3,12 @@
 Permissions are grants, each naming exactly what the providers file names: read the provider (and database) secrets,
 assume the configured provider roles, read the `default` provider's buckets. Environment = user defaults, then the
 contract variables the user may not override (`PROVIDERS_CONFIG`, `RASTER_API_CORS_ORIGINS`, `PGSTAC_SECRET_ID`,
-`RASTER_API_ORIGIN_VERIFY_SECRET_ID`). The stage is throttled so that a flood of requests has a price ceiling.
+`RASTER_API_ORIGIN_VERIFY_SECRET_ID`, `RASTER_API_AUTH_*`, `RASTER_API_DOWNLOAD_ROLE_ARN`, `RASTER_API_PUBLIC_URL`).
+The stage is throttled so that a flood of requests has a price ceiling.
+
+Downloads of `default` providers are signed with a separate download role, not with the Lambda's own: the API assumes
+it with an inline session policy naming the one object handed out, so the session token in a pre-signed URL can read
+nothing else, and the role itself can only ever read the buckets of providers with `allow_download`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infrastructure.auth import TokenIssuer
 from providers import Provider, ProviderKind
 
 HANDLER = "raster_api.handler.handler"
@@ -33,6 +39,11 @@ ENVIRONMENT_LIMIT = 4096
 def default_buckets(providers: Iterable[Provider]) -> list[str]:
     """Bucket names and globs served with the Lambda's own identity (`kind: default`)."""
     return sorted({b for p in providers if p.kind is ProviderKind.DEFAULT for b in p.buckets})
+
+
+def download_buckets(providers: Iterable[Provider]) -> list[str]:
+    """Buckets of the `default` providers with `allow_download`: what the download role may read."""
+    return sorted({b for p in providers if p.kind is ProviderKind.DEFAULT and p.allow_download for b in p.buckets})
 
 
 def bucket_arns(buckets: Iterable[str]) -> list[str]:
@@ -69,12 +80,15 @@ class RasterApiProps:
     # The secret CloudFront sends as `x-origin-verify` (read by the API to refuse requests that bypass the CDN).
     origin_verify_secret: secretsmanager.ISecret | None = None
     origin_verify_secret_id: str | None = None
+    # The issuer of the bearer tokens the API checks; None = every caller is anonymous (all providers public).
+    token_issuer: TokenIssuer | None = None
     # Escape hatch: extra environment (never overrides the contract variables above).
     environment: dict[str, str] = field(default_factory=dict)
 
 
 class RasterApi(Construct):
-    """Public members: `function`, `target` (alias when SnapStart is on), `api`, `url`, `domain`, `security_group`."""
+    """Public members: `function`, `target` (alias when SnapStart is on), `api`, `url`, `domain`, `security_group`,
+    `download_role` (None unless a `default` provider allows downloads)."""
 
     def __init__(self, scope: Construct, construct_id: str, props: RasterApiProps) -> None:
         super().__init__(scope, construct_id)
@@ -108,6 +122,7 @@ class RasterApi(Construct):
             else self.function
         )
         self._grant(props)
+        self.download_role = self._download_role(props)
         self.domain = self._domain(props)
         self.api = apigw.HttpApi(
             self,
@@ -132,6 +147,8 @@ class RasterApi(Construct):
             env["PGSTAC_SECRET_ID"] = props.pgstac_secret_id
         if props.origin_verify_secret_id:
             env["RASTER_API_ORIGIN_VERIFY_SECRET_ID"] = props.origin_verify_secret_id
+        if props.token_issuer:
+            env.update(props.token_issuer.environment())
         size = sum(len(k) + len(v) for k, v in env.items())
         if size > ENVIRONMENT_LIMIT:
             raise EnvironmentTooLargeError(
@@ -156,6 +173,33 @@ class RasterApi(Construct):
             arns = bucket_arns(buckets)
             self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=arns[0::2]))
             self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=arns[1::2]))
+
+    def _download_role(self, props: RasterApiProps) -> iam.Role | None:
+        buckets = download_buckets(props.providers)
+        if not buckets:
+            return None
+        execution_role = self.function.role
+        assert execution_role is not None  # noqa: S101 - Function creates one when none is given
+        role = iam.Role(
+            self,
+            "DownloadRole",
+            description="Signs the raster API's download URLs; assumed with a session policy naming one object",
+            assumed_by=iam.ArnPrincipal(execution_role.role_arn),
+            # A pre-signed URL stops working with the session that signed it: an hour covers the API's longest expiry.
+            max_session_duration=Duration.hours(1),
+            inline_policies={
+                "DownloadableObjects": iam.PolicyDocument(
+                    statements=[iam.PolicyStatement(actions=["s3:GetObject"], resources=bucket_arns(buckets)[1::2])]
+                )
+            },
+        )
+        role.grant_assume_role(execution_role)
+        self.function.add_environment("RASTER_API_DOWNLOAD_ROLE_ARN", role.role_arn)
+        return role
+
+    def set_public_url(self, url: str) -> None:
+        """The origin (`https://host`, no path) every link the API writes starts with, instead of a request's Host."""
+        self.function.add_environment("RASTER_API_PUBLIC_URL", url)
 
     def _domain(self, props: RasterApiProps) -> apigw.DomainName | None:
         if not (props.domain_name and props.certificate_arn):

@@ -1,4 +1,5 @@
-"""The raster tiler stack: network, provider secrets, rotator, raster API, CDN, alarms, dashboard and outputs.
+"""The raster tiler stack: network, provider secrets, rotator, token issuer, raster API, CDN, alarms, dashboard and
+outputs.
 
 Only wiring lives here; each service is a construct of its own module. `DeploySettings` has already validated
 everything (providers, region, VPC inputs), so this module never has to say no.
@@ -14,6 +15,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infrastructure.alarms import Alarms, AlarmsProps
+from infrastructure.auth import TokenIssuer, UserPoolAuth, UserPoolAuthProps
 from infrastructure.bundling import lambda_code, raster_bundle, rotator_bundle
 from infrastructure.cdn import Cdn, CdnProps
 from infrastructure.config import DeploySettings
@@ -21,7 +23,7 @@ from infrastructure.dashboard import Dashboard, DashboardProps
 from infrastructure.nag import acknowledge_findings
 from infrastructure.network import Network, NetworkProps
 from infrastructure.provider_secrets import ProviderSecrets
-from infrastructure.raster import RasterApi, RasterApiProps, default_buckets
+from infrastructure.raster import RasterApi, RasterApiProps, default_buckets, download_buckets
 from infrastructure.rotator import CredentialRotator, CredentialRotatorProps
 from providers import Provider, ProviderKind
 
@@ -38,8 +40,9 @@ def import_secret(scope: Construct, construct_id: str, name_or_arn: str) -> secr
 
 
 class RasterTilerStack(Stack):
-    """Public members: `network`, `secrets`, `rotator` (None without earthdata providers), `raster`, `cdn` (None
-    when `cdn` is off), `origin_verify_secret` (with the CDN), `alarms`, `dashboard`."""
+    """Public members: `network`, `secrets`, `rotator` (None without earthdata providers), `user_pool_auth` (with
+    `cognito`), `raster`, `cdn` (None when `cdn` is off), `origin_verify_secret` (with the CDN), `alarms`,
+    `dashboard`."""
 
     def __init__(self, scope: Construct, settings: DeploySettings) -> None:
         super().__init__(
@@ -101,6 +104,11 @@ class RasterTilerStack(Stack):
             if settings.cdn
             else None
         )
+        self.user_pool_auth = (
+            UserPoolAuth(self, "Auth", UserPoolAuthProps(groups=tuple(settings.access_groups)))
+            if settings.cognito
+            else None
+        )
         # With the CDN on, the custom domain belongs to the distribution, not to API Gateway.
         api_domain = None if settings.cdn else settings.domain_name
         api_certificate = None if settings.cdn else settings.certificate_arn
@@ -129,6 +137,7 @@ class RasterTilerStack(Stack):
                 reserved_concurrency=settings.raster_reserved_concurrency,
                 origin_verify_secret=self.origin_verify_secret,
                 origin_verify_secret_id=self.origin_verify_secret_name if self.origin_verify_secret else None,
+                token_issuer=self._token_issuer(),
                 environment=dict(settings.raster_environment),
             ),
         )
@@ -148,6 +157,13 @@ class RasterTilerStack(Stack):
             if self.origin_verify_secret
             else None
         )
+        # Links in TileJSON/WMTS are written from this, never from a request's Host: behind the CDN the Host the API
+        # sees is API Gateway's. The distribution references only the HttpApi (not its routes or integration), so the
+        # function can depend on it without a cycle.
+        if settings.domain_name:
+            self.raster.set_public_url(f"https://{settings.domain_name}")
+        elif self.cdn:
+            self.raster.set_public_url(f"https://{self.cdn.distribution.distribution_domain_name}")
         self.alarms = Alarms(
             self,
             "Alarms",
@@ -183,6 +199,8 @@ class RasterTilerStack(Stack):
             default_buckets(settings.providers),
             cdn=self.cdn,
             origin_verify_secret=self.origin_verify_secret,
+            user_pool_auth=self.user_pool_auth,
+            downloadable_buckets=download_buckets(settings.providers),
         )
 
     @property
@@ -196,6 +214,23 @@ class RasterTilerStack(Stack):
         if configured is not None and configured.availability_zones:
             return list(configured.availability_zones)
         return list(super().availability_zones)
+
+    def _token_issuer(self) -> TokenIssuer | None:
+        settings = self.settings
+        if self.user_pool_auth:
+            return TokenIssuer(
+                issuer=self.user_pool_auth.issuer,
+                audience=self.user_pool_auth.audience,
+                groups_claim=settings.auth_groups_claim,
+            )
+        if settings.auth_issuer and settings.auth_audience:
+            return TokenIssuer(
+                issuer=settings.auth_issuer,
+                audience=settings.auth_audience,
+                jwks_url=settings.auth_jwks_url,
+                groups_claim=settings.auth_groups_claim,
+            )
+        return None
 
     def _deployed_provider(self, provider: Provider) -> Provider:
         """The provider as the Lambdas see it: an earthdata `secret_id` names the secret this stack created."""
@@ -238,3 +273,13 @@ class RasterTilerStack(Stack):
             description="Earthdata provider -> Secrets Manager secret written by the rotator",
         )
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
+        if self.user_pool_auth:
+            CfnOutput(self, "UserPoolId", value=self.user_pool_auth.user_pool.user_pool_id)
+            CfnOutput(
+                self,
+                "UserPoolClientId",
+                value=self.user_pool_auth.client.user_pool_client_id,
+                description="App client for sign-in (the tokens' audience)",
+            )
+        if self.raster.download_role:
+            CfnOutput(self, "DownloadRoleArn", value=self.raster.download_role.role_arn)

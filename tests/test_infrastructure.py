@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from aws_cdk import aws_sns as sns  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 from infrastructure.app import build_app  # noqa: E402
+from infrastructure.auth import TokenIssuer  # noqa: E402
 from infrastructure.bundling import BundleError, check_size  # noqa: E402
 from infrastructure.config import DeploySettings  # noqa: E402
 
@@ -51,6 +53,22 @@ PROVIDERS = [
     {"name": "own", "kind": "default", "buckets": ["own-data", "own-archive-*"]},
     {"name": "public", "kind": "unsigned", "buckets": ["public-data"]},
 ]
+
+
+# The same providers with access rules: a partner for two groups, our own buckets for any signed-in caller (and
+# downloadable), a second default provider that is not, an assume_role provider's downloads (signed with its own role).
+RESTRICTED_PROVIDERS = [
+    {**p, "access": ["partner-analysts", "ops"], "allow_download": True}
+    if p["name"] == "partner"
+    else {**p, "access": "authenticated", "allow_download": True}
+    if p["name"] == "own"
+    else {**p, "access": ["ops"]}
+    if p["name"] == "daac-a"
+    else p
+    for p in PROVIDERS
+] + [{"name": "scratch", "kind": "default", "buckets": ["own-scratch"]}]
+ISSUER = "https://login.example.org/realms/maps"
+JWKS_URL = "https://login.example.org/realms/maps/protocol/openid-connect/certs"
 
 
 def settings(**overrides: Any) -> DeploySettings:
@@ -246,6 +264,7 @@ def test_raster_environment_carries_providers_and_no_secrets(template: dict[str,
         "RASTER_API_CORS_ORIGINS",
         "PGSTAC_SECRET_ID",
         "RASTER_API_ORIGIN_VERIFY_SECRET_ID",
+        "RASTER_API_PUBLIC_URL",
     }
     providers = {p["name"]: p for p in json.loads(env["PROVIDERS_CONFIG"])}
     assert list(providers) == [p["name"] for p in PROVIDERS]
@@ -429,14 +448,14 @@ def custom_domain_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return synth(config, tmp_path_factory.mktemp("cdk-domain"))
 
 
-def test_cache_key_is_path_all_query_strings_encoding_and_origin_with_ttls_from_the_origin(
+def test_cache_key_is_path_all_query_strings_encoding_authorization_and_origin_with_ttls_from_the_origin(
     template: dict[str, Any],
 ) -> None:
     config = only(template, "AWS::CloudFront::CachePolicy")["CachePolicyConfig"]
     assert (config["MinTTL"], config["DefaultTTL"], config["MaxTTL"]) == (0, 0, 365 * 24 * 3600)
     assert config["ParametersInCacheKeyAndForwardedToOrigin"] == {
         "QueryStringsConfig": {"QueryStringBehavior": "all"},
-        "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Origin"]},
+        "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Authorization", "Origin"]},
         "CookiesConfig": {"CookieBehavior": "none"},
         "EnableAcceptEncodingGzip": True,
         "EnableAcceptEncodingBrotli": True,
@@ -446,22 +465,20 @@ def test_cache_key_is_path_all_query_strings_encoding_and_origin_with_ttls_from_
     }
 
 
-def test_origin_gets_all_query_strings_and_cors_headers_but_never_host_or_authorization(
-    template: dict[str, Any],
-) -> None:
+def test_origin_gets_all_query_strings_and_cors_headers_but_never_host_or_accept(template: dict[str, Any]) -> None:
     config = only(template, "AWS::CloudFront::OriginRequestPolicy")["OriginRequestPolicyConfig"]
     assert config["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
     assert config["CookiesConfig"] == {"CookieBehavior": "none"}
+    # Authorization reaches the origin through the cache key only, so it never joins a shared entry.
     assert config["HeadersConfig"] == {
         "HeaderBehavior": "whitelist",
         "Headers": ["Access-Control-Request-Method", "Access-Control-Request-Headers", "Content-Type"],
     }
-    # Authorization reaches the origin only through a cache key: it is in neither policy (the API is anonymous).
     cache_headers = only(template, "AWS::CloudFront::CachePolicy")["CachePolicyConfig"][
         "ParametersInCacheKeyAndForwardedToOrigin"
     ]["HeadersConfig"]["Headers"]
     forwarded = {h.lower() for h in [*config["HeadersConfig"]["Headers"], *cache_headers]}
-    assert not forwarded & {"authorization", "host", "accept"}
+    assert not forwarded & {"host", "accept"}
 
 
 def test_viewers_are_redirected_to_https_and_only_get_and_head_are_cached(template: dict[str, Any]) -> None:
@@ -552,7 +569,22 @@ def test_cdn_false_deploys_no_distribution(tmp_path: Path, monkeypatch: pytest.M
     assert not resources(template, "AWS::SecretsManager::Secret")
     assert "CdnUrl" not in template["Outputs"]
     _, raster = function(template, "raster_api.handler.handler")
-    assert "RASTER_API_ORIGIN_VERIFY_SECRET_ID" not in raster["Properties"]["Environment"]["Variables"]
+    env = raster["Properties"]["Environment"]["Variables"]
+    # No domain and no distribution: the API allows only the API Gateway host its event names.
+    assert not {"RASTER_API_ORIGIN_VERIFY_SECRET_ID", "RASTER_API_PUBLIC_URL"} & set(env)
+
+
+def test_links_are_built_from_the_distribution_domain_behind_the_cdn(template: dict[str, Any]) -> None:
+    _, raster = function(template, "raster_api.handler.handler")
+    distribution_id = next(iter(resources(template, "AWS::CloudFront::Distribution")))
+    assert raster["Properties"]["Environment"]["Variables"]["RASTER_API_PUBLIC_URL"] == {
+        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
+    }
+
+
+def test_links_are_built_from_the_custom_domain(custom_domain_template: dict[str, Any]) -> None:
+    _, raster = function(custom_domain_template, "raster_api.handler.handler")
+    assert raster["Properties"]["Environment"]["Variables"]["RASTER_API_PUBLIC_URL"] == "https://tiles.example.org"
 
 
 # --- throttling and concurrency ---------------------------------------------------------------------------------
@@ -612,6 +644,314 @@ def test_dashboard_shows_cdn_hit_rate_errors_and_lambda_health(template: dict[st
     for metric in ("Duration", "ConcurrentExecutions", "Throttles"):
         assert f'"AWS/Lambda","{metric}","FunctionName"' in body
     assert only(template, "AWS::CloudWatch::Dashboard")["DashboardName"] == "raster-tiler-dev"
+
+
+# --- identity and access ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cognito_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    config = settings(providers_config=json.dumps(RESTRICTED_PROVIDERS), cognito=True)
+    return synth(config, tmp_path_factory.mktemp("cdk-cognito"))
+
+
+@pytest.fixture(scope="module")
+def issuer_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    config = settings(
+        providers_config=json.dumps(RESTRICTED_PROVIDERS),
+        auth_issuer=ISSUER,
+        auth_audience="raster-tiler",
+        auth_jwks_url=JWKS_URL,
+        auth_groups_claim="groups",
+        cdn=False,
+        domain_name="tiles.example.org",
+        certificate_arn=CERTIFICATE,
+    )
+    return synth(config, tmp_path_factory.mktemp("cdk-issuer"))
+
+
+def raster_env(template: dict[str, Any]) -> dict[str, Any]:
+    _, raster = function(template, "raster_api.handler.handler")
+    return dict(raster["Properties"]["Environment"]["Variables"])
+
+
+def test_restricted_providers_without_an_issuer_fail_the_synth_by_name() -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings(providers_config=json.dumps(RESTRICTED_PROVIDERS))
+    message = str(caught.value)
+    assert (
+        "provider(s) 'daac-a' (groups ops), 'partner' (groups partner-analysts, ops), 'own' (authenticated) "
+        "restrict access but no token issuer is configured"
+    ) in message
+    assert "DEPLOY_AUTH_ISSUER and DEPLOY_AUTH_AUDIENCE" in message and "DEPLOY_COGNITO=true" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"auth_issuer": ISSUER, "auth_audience": "a", "cognito": True}, "not both"),
+        ({"auth_issuer": ISSUER}, "auth_issuer and auth_audience go together"),
+        ({"auth_audience": "a"}, "auth_issuer and auth_audience go together"),
+        ({"cognito": True, "auth_jwks_url": JWKS_URL}, "auth_jwks_url belongs to an existing auth_issuer"),
+        ({"auth_issuer": "http://login.example.org", "auth_audience": "a"}, "auth_issuer"),
+        ({"raster_environment": {"RASTER_API_AUTH_ISSUER": ISSUER}}, "may not set RASTER_API_AUTH_ISSUER"),
+    ],
+)
+def test_inconsistent_auth_settings_are_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        settings(**overrides)
+
+
+def test_auth_settings_come_from_deploy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOY_PROVIDERS_CONFIG", json.dumps(RESTRICTED_PROVIDERS))
+    monkeypatch.setenv("DEPLOY_EARTHDATA_LOGIN_SECRET", LOGIN_SECRET)
+    monkeypatch.setenv("DEPLOY_AUTH_ISSUER", ISSUER)
+    monkeypatch.setenv("DEPLOY_AUTH_AUDIENCE", "raster-tiler")
+    monkeypatch.setenv("DEPLOY_AUTH_JWKS_URL", JWKS_URL)
+    monkeypatch.setenv("DEPLOY_AUTH_GROUPS_CLAIM", "groups")
+    config = DeploySettings(_env_file=None)  # type: ignore[call-arg]
+    assert (config.auth_issuer, config.auth_audience, config.auth_jwks_url, config.auth_groups_claim) == (
+        ISSUER,
+        "raster-tiler",
+        JWKS_URL,
+        "groups",
+    )
+    monkeypatch.delenv("DEPLOY_AUTH_ISSUER")
+    monkeypatch.delenv("DEPLOY_AUTH_AUDIENCE")
+    monkeypatch.delenv("DEPLOY_AUTH_JWKS_URL")
+    monkeypatch.setenv("DEPLOY_COGNITO", "true")
+    assert DeploySettings(_env_file=None).cognito is True  # type: ignore[call-arg]
+
+
+def test_public_providers_deploy_no_issuer(template: dict[str, Any]) -> None:
+    assert not [k for k in raster_env(template) if k.startswith("RASTER_API_AUTH_")]
+    assert not [r for r in template["Resources"].values() if r["Type"].startswith("AWS::Cognito::")]
+
+
+def test_created_user_pool_issues_the_tokens_the_api_accepts(cognito_template: dict[str, Any]) -> None:
+    pool_id = next(iter(resources(cognito_template, "AWS::Cognito::UserPool")))
+    client_id = next(iter(resources(cognito_template, "AWS::Cognito::UserPoolClient")))
+    env = raster_env(cognito_template)
+    assert {k: v for k, v in env.items() if k.startswith("RASTER_API_AUTH_")} == {
+        "RASTER_API_AUTH_ISSUER": {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [pool_id, "ProviderURL"]}]]},
+        "RASTER_API_AUTH_AUDIENCE": {"Ref": client_id},
+        "RASTER_API_AUTH_GROUPS_CLAIM": "cognito:groups",
+    }
+    outputs = cognito_template["Outputs"]
+    assert (outputs["UserPoolId"]["Value"], outputs["UserPoolClientId"]["Value"]) == (
+        {"Ref": pool_id},
+        {"Ref": client_id},
+    )
+    # The deployed providers keep their access rules: the API enforces them.
+    deployed = {p["name"]: p["access"] for p in json.loads(env["PROVIDERS_CONFIG"])}
+    assert deployed == {
+        "daac-a": ["ops"],
+        "daac-b": "public",
+        "partner": ["partner-analysts", "ops"],
+        "own": "authenticated",
+        "public": "public",
+        "scratch": "public",
+    }
+
+
+def test_user_pool_has_one_group_per_group_the_providers_name(cognito_template: dict[str, Any]) -> None:
+    pool_id = next(iter(resources(cognito_template, "AWS::Cognito::UserPool")))
+    groups = resources(cognito_template, "AWS::Cognito::UserPoolGroup").values()
+    assert sorted((g["Properties"]["GroupName"], g["Properties"]["UserPoolId"]["Ref"]) for g in groups) == [
+        ("ops", pool_id),
+        ("partner-analysts", pool_id),
+    ]
+
+
+def test_user_pool_is_admin_only_with_mfa_and_threat_protection(cognito_template: dict[str, Any]) -> None:
+    pool = only(cognito_template, "AWS::Cognito::UserPool")
+    assert pool["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    assert (pool["MfaConfiguration"], pool["EnabledMfas"]) == ("ON", ["SOFTWARE_TOKEN_MFA"])
+    assert pool["Policies"] == {
+        "PasswordPolicy": {
+            "MinimumLength": 12,
+            "RequireLowercase": True,
+            "RequireNumbers": True,
+            "RequireSymbols": True,
+            "RequireUppercase": True,
+            "TemporaryPasswordValidityDays": 3,
+        }
+    }
+    assert (pool["UserPoolTier"], pool["UserPoolAddOns"]) == ("PLUS", {"AdvancedSecurityMode": "ENFORCED"})
+    # Deleting the stack keeps the accounts.
+    (resource,) = resources(cognito_template, "AWS::Cognito::UserPool").values()
+    assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_app_client_is_public_with_one_hour_tokens(cognito_template: dict[str, Any]) -> None:
+    client = only(cognito_template, "AWS::Cognito::UserPoolClient")
+    assert client["GenerateSecret"] is False
+    assert client["ExplicitAuthFlows"] == [
+        "ALLOW_USER_PASSWORD_AUTH",
+        "ALLOW_USER_SRP_AUTH",
+        "ALLOW_REFRESH_TOKEN_AUTH",
+    ]
+    assert (client["AccessTokenValidity"], client["IdTokenValidity"], client["RefreshTokenValidity"]) == (60, 60, 1440)
+    assert client["TokenValidityUnits"] == {"AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "minutes"}
+    assert (client["PreventUserExistenceErrors"], client["EnableTokenRevocation"]) == ("ENABLED", True)
+    assert client["AllowedOAuthFlowsUserPoolClient"] is False
+
+
+def test_existing_issuer_is_passed_to_the_api_as_configured(issuer_template: dict[str, Any]) -> None:
+    env = raster_env(issuer_template)
+    assert {k: v for k, v in env.items() if k.startswith("RASTER_API_AUTH_")} == {
+        "RASTER_API_AUTH_ISSUER": ISSUER,
+        "RASTER_API_AUTH_AUDIENCE": "raster-tiler",
+        "RASTER_API_AUTH_JWKS_URL": JWKS_URL,
+        "RASTER_API_AUTH_GROUPS_CLAIM": "groups",
+    }
+    assert not [r for r in issuer_template["Resources"].values() if r["Type"].startswith("AWS::Cognito::")]
+    # Without the CDN the custom domain is API Gateway's, and links are built from it.
+    assert env["RASTER_API_PUBLIC_URL"] == "https://tiles.example.org"
+
+
+def test_issuer_without_a_jwks_url_leaves_it_to_discovery() -> None:
+    assert TokenIssuer(issuer=ISSUER, audience="raster-tiler").environment() == {
+        "RASTER_API_AUTH_ISSUER": ISSUER,
+        "RASTER_API_AUTH_AUDIENCE": "raster-tiler",
+        "RASTER_API_AUTH_GROUPS_CLAIM": "cognito:groups",
+    }
+
+
+# --- downloads --------------------------------------------------------------------------------------------------
+
+
+def download_role(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    (found,) = [(k, v["Properties"]) for k, v in resources(template, "AWS::IAM::Role").items() if "DownloadRole" in k]
+    return found
+
+
+def test_download_role_is_assumable_only_by_the_raster_lambda(cognito_template: dict[str, Any]) -> None:
+    raster_id, raster = function(cognito_template, "raster_api.handler.handler")
+    execution_role = raster["Properties"]["Role"]["Fn::GetAtt"][0]
+    _, role = download_role(cognito_template)
+    assert role["AssumeRolePolicyDocument"] == {
+        "Statement": [
+            {
+                "Action": "sts:AssumeRole",
+                "Effect": "Allow",
+                "Principal": {"AWS": {"Fn::GetAtt": [execution_role, "Arn"]}},
+            }
+        ],
+        "Version": "2012-10-17",
+    }
+    assert role["MaxSessionDuration"] == 3600
+
+
+def test_download_role_reads_only_objects_of_downloadable_default_providers(cognito_template: dict[str, Any]) -> None:
+    role_id, role = download_role(cognito_template)
+    # Not `scratch` (no allow_download), not `partner` (its downloads are signed with the partner's role).
+    assert role["Policies"] == [
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": "s3:GetObject",
+                        "Effect": "Allow",
+                        "Resource": ["arn:aws:s3:::own-archive-*/*", "arn:aws:s3:::own-data/*"],
+                    }
+                ],
+                "Version": "2012-10-17",
+            },
+            "PolicyName": "DownloadableObjects",
+        }
+    ]
+    assert "ManagedPolicyArns" not in role
+    attached = [
+        p
+        for p in resources(cognito_template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+    assert attached == []
+
+
+def test_raster_lambda_assumes_the_download_role_and_the_partner_role(cognito_template: dict[str, Any]) -> None:
+    raster_id, _ = function(cognito_template, "raster_api.handler.handler")
+    role_id, _ = download_role(cognito_template)
+    statements = statements_of_role(cognito_template, raster_id)
+    assert [s for s in statements if "sts:AssumeRole" in as_list(s["Action"])] == [
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Resource": PARTNER_ROLE},
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Resource": {"Fn::GetAtt": [role_id, "Arn"]}},
+    ]
+    assert raster_env(cognito_template)["RASTER_API_DOWNLOAD_ROLE_ARN"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    assert cognito_template["Outputs"]["DownloadRoleArn"]["Value"] == {"Fn::GetAtt": [role_id, "Arn"]}
+
+
+def test_no_download_role_without_a_downloadable_default_provider(template: dict[str, Any]) -> None:
+    assert not [k for k in resources(template, "AWS::IAM::Role") if "DownloadRole" in k]
+    assert "RASTER_API_DOWNLOAD_ROLE_ARN" not in raster_env(template)
+    assert "DownloadRoleArn" not in template["Outputs"]
+
+
+# --- dependencies -----------------------------------------------------------------------------------------------
+
+
+def references(value: Any) -> set[str]:
+    """The names `value` refers to through Ref, Fn::GetAtt or Fn::Sub."""
+    if isinstance(value, list):
+        return {name for item in value for name in references(item)}
+    if not isinstance(value, dict):
+        return set()
+    found: set[str] = set()
+    for key, item in value.items():
+        if key == "Ref" and isinstance(item, str):
+            found.add(item)
+        elif key == "Fn::GetAtt":
+            found.add(item[0] if isinstance(item, list) else item.split(".")[0])
+        elif key == "Fn::Sub":
+            text = item[0] if isinstance(item, list) else item
+            found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!][^}]*)\}", text)}
+            found |= references(item[1:] if isinstance(item, list) else [])
+        else:
+            found |= references(item)
+    return found
+
+
+def dependency_cycle(template: dict[str, Any]) -> list[str]:
+    """A cycle of resources (CloudFormation's "Circular dependency between resources"), or [] without one."""
+    names = set(template["Resources"])
+    edges = {
+        name: sorted((references(r.get("Properties", {})) | set(as_list(r.get("DependsOn", [])))) & names)
+        for name, r in template["Resources"].items()
+    }
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(name: str) -> list[str]:
+        state[name] = "open"
+        path.append(name)
+        for target in edges[name]:
+            if state.get(target) == "open":
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[name] = "done"
+        path.pop()
+        return []
+
+    for name in sorted(names):
+        if name not in state and (cycle := visit(name)):
+            return cycle
+    return []
+
+
+def test_dependency_cycles_are_found() -> None:
+    template = {"Resources": {"A": {"Properties": {"X": {"Fn::GetAtt": ["B", "Arn"]}}}, "B": {"DependsOn": "A"}}}
+    assert dependency_cycle(template) == ["A", "B", "A"]
+
+
+def test_function_depends_on_the_distribution_without_a_cycle(
+    template: dict[str, Any], cognito_template: dict[str, Any]
+) -> None:
+    # Function -> Distribution (public URL) -> HttpApi; the integration and route depend on the function, the API
+    # on neither. The download role's trust names the function's role, which depends on nothing of the function.
+    assert dependency_cycle(template) == []
+    assert dependency_cycle(cognito_template) == []
 
 
 # --- cdk-nag ----------------------------------------------------------------------------------------------------

@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 
 from tests.test_api_mangum import http_api_event
+from tests.test_infrastructure import dependency_cycle
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PROVIDERS = REPO / "infrastructure" / "providers.example.yaml"
+# Environment values CloudFormation fills in at deploy time, as a deployed function would see them.
+DEPLOY_TIME_VALUES = {"RASTER_API_PUBLIC_URL": "https://d111111abcdef8.cloudfront.net"}
 
 pytestmark = [
     pytest.mark.slow,
@@ -63,17 +66,40 @@ def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def lambda_assets(assembly: Path) -> dict[str, tuple[Path, dict[str, str]]]:
-    """handler -> (asset directory, environment) for every Python Lambda in the synthesized template."""
+def synthesized_template(assembly: Path) -> dict[str, Any]:
     (template_file,) = assembly.glob("raster-tiler-*.template.json")
     template: dict[str, Any] = json.loads(template_file.read_text())
+    return template
+
+
+def lambda_assets(assembly: Path) -> dict[str, tuple[Path, dict[str, str]]]:
+    """handler -> (asset directory, environment) for every Python Lambda in the synthesized template."""
     assets = {}
-    for resource in template["Resources"].values():
+    for resource in synthesized_template(assembly)["Resources"].values():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::Lambda::Function" and str(props.get("Runtime", "")).startswith("python"):
             asset = props["Code"]["S3Key"].removesuffix(".zip")
-            assets[props["Handler"]] = (assembly / f"asset.{asset}", props.get("Environment", {}).get("Variables", {}))
+            variables = props.get("Environment", {}).get("Variables", {})
+            # A new deploy-time value fails here by name rather than reaching the handler as a CloudFormation dict.
+            env = {k: v if isinstance(v, str) else DEPLOY_TIME_VALUES[k] for k, v in variables.items()}
+            assets[props["Handler"]] = (assembly / f"asset.{asset}", env)
     return assets
+
+
+def test_synthesized_template_has_no_dependency_cycle(cloud_assembly: Path) -> None:
+    # The raster function names the distribution (RASTER_API_PUBLIC_URL), which names the API: a cycle would only
+    # show at deploy, as CloudFormation's "Circular dependency between resources".
+    template = synthesized_template(cloud_assembly)
+    (raster,) = [
+        r
+        for r in template["Resources"].values()
+        if r.get("Properties", {}).get("Handler") == "raster_api.handler.handler"
+    ]
+    (distribution_id,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::CloudFront::Distribution"]
+    assert raster["Properties"]["Environment"]["Variables"]["RASTER_API_PUBLIC_URL"] == {
+        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
+    }
+    assert dependency_cycle(template) == []
 
 
 def import_in_clean_interpreter(
