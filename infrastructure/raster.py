@@ -2,8 +2,9 @@
 
 Permissions are grants, each naming exactly what the providers file names: read the provider (and database) secrets,
 assume the configured provider roles, read the `default` provider's buckets. Environment = user defaults, then the
-contract variables the user may not override (`PROVIDERS_CONFIG`, `RASTER_API_CORS_ORIGINS`, `PGSTAC_SECRET_ID`,
-`RASTER_API_ORIGIN_VERIFY_SECRET_ID`, `RASTER_API_AUTH_*`, `RASTER_API_DOWNLOAD_ROLE_ARN`, `RASTER_API_PUBLIC_URL`).
+contract variables the user may not override (`PROVIDERS_CONFIG`, `RASTER_API_CORS_ORIGINS`, `RASTER_API_METRICS`,
+`PGSTAC_SECRET_ID`, `RASTER_API_ORIGIN_VERIFY_SECRET_ID`, `RASTER_API_AUTH_*`, `RASTER_API_DOWNLOAD_ROLE_ARN`,
+`RASTER_API_PUBLIC_URL`).
 The stage is throttled so that a flood of requests has a price ceiling.
 
 Downloads of `default` providers are signed with a separate download role, not with the Lambda's own: the API assumes
@@ -142,6 +143,8 @@ class RasterApi(Construct):
                 [p.model_dump(mode="json", exclude_none=True) for p in props.providers], separators=(",", ":")
             ),
             "RASTER_API_CORS_ORIGINS": json.dumps(list(props.cors_origins)),
+            # Per-provider EMF metrics, which the dashboard plots.
+            "RASTER_API_METRICS": "true",
         }
         if props.pgstac_secret_id:
             env["PGSTAC_SECRET_ID"] = props.pgstac_secret_id

@@ -31,6 +31,7 @@ from raster_api.dependencies import (
 )
 from raster_api.edge import OriginSecret, OriginVerifyMiddleware, PublicHostMiddleware, secrets_manager_string
 from raster_api.errors import add_exception_handlers
+from raster_api.metrics import RequestMetrics
 from raster_api.middleware import AccessLogMiddleware, ResponseSizeLimitMiddleware, UnexpectedErrorMiddleware
 from raster_api.params import parameter_slots
 from raster_api.reading import ProviderReader
@@ -245,4 +246,5 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             OriginVerifyMiddleware, secret=OriginSecret(secrets_manager_string(settings.api.origin_verify_secret_id))
         )
     app.add_middleware(UnexpectedErrorMiddleware)
-    app.add_middleware(AccessLogMiddleware)
+    metrics = RequestMetrics(app.state.provider_router) if settings.api.metrics else None
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)

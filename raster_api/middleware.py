@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,7 +23,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raster_api.reading import read_log
+from raster_api.reading import ReadLog, read_log
 from raster_api.routing import ResolvedRead
 
 access_logger = logging.getLogger("raster_api.access")
@@ -66,9 +67,11 @@ def _route(scope: Scope) -> str:
 
 @dataclass(frozen=True)
 class AccessLogMiddleware:
-    """Log `{"request_id", "method", "route", "path", "query", "provider", "bucket", "key", "status", ...}`."""
+    """Log `{"request_id", "method", "route", "path", "query", "provider", "bucket", "key", "status", ...}`, and
+    hand the record and the request's reads to `metrics` (`raster_api.metrics`) when set."""
 
     app: ASGIApp
+    metrics: Callable[[dict[str, Any], ReadLog], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,6 +97,8 @@ class AccessLogMiddleware:
             finally:
                 record = self._record(scope, state, reads.snapshot(), response, start)
                 access_logger.info(json.dumps(record, separators=(",", ":")))
+                if self.metrics is not None:
+                    self.metrics(record, reads)
 
     @staticmethod
     def _record(

@@ -51,12 +51,18 @@ class ReadLog:
     """The objects one request read (or tried to), in order; appended to from any thread."""
 
     reads: list[ResolvedRead] = field(default_factory=list)
+    # Providers whose keys S3 refused (after the retry): the S3Refusals metric.
+    refused: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, read: ResolvedRead) -> None:
         with self._lock:
             if read not in self.reads:
                 self.reads.append(read)
+
+    def add_refusal(self, provider: str) -> None:
+        with self._lock:
+            self.refused.add(provider)
 
     def snapshot(self) -> list[ResolvedRead]:
         with self._lock:
@@ -121,6 +127,8 @@ class ReadScope:
                 stack.enter_context(rasterio.Env(**self.router.gdal_env(provider, fresh)))
                 return opener(path)
         except RasterioIOError as exc:
+            if classify_s3_failure(exc) in RETRYABLE:
+                self.log.add_refusal(provider.name)
             raise translate_read_error(exc, read.provider.name, read.url) from exc
 
     def reader(self, collection: str | None = None) -> Callable[..., ProviderReader]:

@@ -50,6 +50,8 @@ class ApiSettings(BaseSettings):
     max_image_size: int = Field(default=4096, ge=256)
     # Lambda's synchronous response limit is 6 MB and API Gateway base64-encodes binary bodies: ~4.4 MB raw.
     max_response_bytes: int = Field(default=4_400_000, ge=1)
+    # Per-provider CloudWatch metrics as EMF lines on stdout (`raster_api.metrics`); the stack turns it on.
+    metrics: bool = False
     debug: bool = False
 
     @field_validator("cors_origins", "allowed_hosts", mode="before")

@@ -262,10 +262,12 @@ def test_raster_environment_carries_providers_and_no_secrets(template: dict[str,
     assert set(env) == {
         "PROVIDERS_CONFIG",
         "RASTER_API_CORS_ORIGINS",
+        "RASTER_API_METRICS",
         "PGSTAC_SECRET_ID",
         "RASTER_API_ORIGIN_VERIFY_SECRET_ID",
         "RASTER_API_PUBLIC_URL",
     }
+    assert env["RASTER_API_METRICS"] == "true"
     providers = {p["name"]: p for p in json.loads(env["PROVIDERS_CONFIG"])}
     assert list(providers) == [p["name"] for p in PROVIDERS]
     assert providers["daac-a"]["secret_id"] == "dev/raster/providers/daac-a"
