@@ -60,7 +60,8 @@ class CognitoIssuer:
 
     def add_user(self, username: str, groups: tuple[str, ...] = ()) -> None:
         idp = self.world.client("cognito-idp")
-        password = "Pw-" + secrets.token_urlsafe(12)
+        # Cognito's default policy: upper, lower, digit and symbol, whatever the random part holds.
+        password = "Pw-1" + secrets.token_urlsafe(12)
         idp.admin_create_user(UserPoolId=self.pool_id, Username=username, MessageAction="SUPPRESS")
         idp.admin_set_user_password(UserPoolId=self.pool_id, Username=username, Password=password, Permanent=True)
         for group in groups:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -116,7 +117,9 @@ class TokenVerifier:
             raise InvalidToken("token is not a JWT") from None
         algorithm = header.get("alg")
         if algorithm not in self.settings.algorithms:
-            raise InvalidToken(f"token algorithm {str(algorithm)[:20]!r} is not accepted")
+            # Echoed into a header: only characters an algorithm name has.
+            named = re.sub(r"[^A-Za-z0-9._-]", "?", str(algorithm))[:20]
+            raise InvalidToken(f"token algorithm {named!r} is not accepted")
         kid = header.get("kid")
         key = self._key(kid if isinstance(kid, str) else None)
         try:

@@ -63,7 +63,8 @@ class CachePolicyMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 # The request's reads are all known once the response starts (a tile is rendered before it is sent).
-                restricted = any(not read.provider.is_public for read in current_read_log().snapshot())
+                log = current_read_log()
+                restricted = log.restricted or any(not read.provider.is_public for read in log.snapshot())
                 value = self.policy.header(
                     scope["method"],
                     scope["path"],

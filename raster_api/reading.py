@@ -53,6 +53,9 @@ class ReadLog:
     reads: list[ResolvedRead] = field(default_factory=list)
     # Providers whose keys S3 refused (after the retry): the S3Refusals metric.
     refused: set[str] = field(default_factory=set)
+    # Whether the request was allowed to read through a restricted provider (its answer is for this caller only),
+    # set at resolution: also for a route that answers without opening the object.
+    restricted: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, read: ResolvedRead) -> None:
@@ -106,6 +109,8 @@ class ReadScope:
             self.router.check_access(declared, location.bucket)
         provider = self.router.check_access(self.provider, location.bucket)
         authorize(provider, self.caller)
+        if not provider.is_public:
+            self.log.restricted = True
         return ResolvedRead(provider, location)
 
     def open(self, read: ResolvedRead, stack: ExitStack, opener: Callable[[str], Any] = rasterio.open) -> Any:

@@ -91,7 +91,8 @@ class ProviderRouter:
         try:
             return self.providers[name]
         except KeyError:
-            known = ", ".join(sorted(self.providers))
+            # Restricted providers are not named to whoever mistyped a name (`/providers` lists them to readers).
+            known = ", ".join(sorted(n for n, p in self.providers.items() if p.is_public))
             raise UnknownProvider(f"unknown provider {name!r}; known providers: {known}") from None
 
     def owner(self, bucket: str) -> Provider | None:

@@ -241,3 +241,18 @@ def test_a_restricted_provider_without_an_issuer_fails_start_up(api_env, aws_wor
         "providers 'daac-b', 'partner' restrict access but RASTER_API_AUTH_ISSUER is not set: "
         "refusing to start, since every caller would be anonymous"
     )
+
+
+def test_a_hostile_algorithm_name_is_not_echoed_into_the_header(client, sample_urls, issuer):
+    head = _b64({"alg": 'RS256"\r\nSet-Cookie: x=1', "kid": "dummy"})
+    payload = _sign(issuer).split(".")[1]
+    response = partner_tile(client, sample_urls, headers=bearer(f"{head}.{payload}.c2ln"))
+    assert response.status_code == 401
+    assert response.json()["detail"] == "token algorithm 'RS256???Set-Cookie??' is not accepted"
+    assert "set-cookie" not in response.headers
+
+
+def test_an_unknown_provider_name_does_not_reveal_restricted_ones(client, sample_urls):
+    response = client.get(tile_path(), params={"url": sample_urls[OWN_BUCKET], "provider": "nope"})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "unknown provider 'nope'; known providers: daac-a, own"
