@@ -21,6 +21,7 @@ could not be cached at all, e.g. a POST).
 from __future__ import annotations
 
 import shutil
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,7 +102,10 @@ http {{
             proxy_cache_key "$scheme://$host$request_uri\\nae=$cdn_accept_encoding\\norigin=$http_origin\\nauth=$http_authorization";
             # Concurrent misses of one key wait for the first answer, as CloudFront collapses them.
             proxy_cache_lock on;
-            proxy_ignore_headers X-Accel-Expires X-Accel-Redirect X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset;
+            # `Vary` names Accept-Encoding and Origin, which are in the key already (normalised); nginx would split
+            # entries on the client's raw headers instead, unlike CloudFront.
+            proxy_ignore_headers Vary X-Accel-Expires X-Accel-Redirect X-Accel-Limit-Rate X-Accel-Buffering
+                X-Accel-Charset;
 
             add_header {status_header} $cdn_cache_status always;
         }}
@@ -133,6 +137,34 @@ def render_config(upstream: str, port: int, state: Path, logs: Path) -> str:
 
 
 @dataclass(frozen=True)
+class CacheEntry:
+    """One stored response as nginx keeps it: its key and the times nginx itself will act on."""
+
+    key: str
+    stored_at: int  # epoch seconds
+    valid_until: int  # served as a HIT while nginx's clock (whole seconds) is not past this
+
+    @property
+    def ttl(self) -> int:
+        return self.valid_until - self.stored_at
+
+
+# `ngx_http_file_cache_header_t` of nginx 1.22 on a 64-bit little-endian machine: version, valid_sec, updating_sec,
+# error_sec, last_modified, date (8 bytes each), crc32, valid_msec, header_start, ...; then "\nKEY: <key>\n".
+_HEADER = struct.Struct("<Qqqqqq4xHH")
+_CACHE_VERSION = 5
+
+
+def read_entry(path: Path) -> CacheEntry:
+    data = path.read_bytes()
+    version, valid_sec, _, _, _, date, _, header_start = _HEADER.unpack_from(data)
+    if version != _CACHE_VERSION:
+        raise ValueError(f"{path}: nginx cache file version {version}, this reader knows {_CACHE_VERSION}")
+    start = data.index(b"\nKEY: ") + len(b"\nKEY: ")
+    return CacheEntry(key=data[start : header_start - 1].decode("latin-1"), stored_at=date, valid_until=valid_sec)
+
+
+@dataclass(frozen=True)
 class Cdn:
     """A running cache: `url` is what callers use; `access_log` has one JSON line per request with its cache status."""
 
@@ -140,6 +172,16 @@ class Cdn:
     access_log: Path
     error_log: Path
     state: Path
+
+    def entries(self) -> list[CacheEntry]:
+        """What the cache holds now, read from its files (its temporary files have no entry yet)."""
+        cache = self.state / "cache"
+        return [read_entry(path) for path in sorted(cache.rglob("*")) if path.is_file() and "." not in path.name]
+
+    def entry_for(self, request_uri: str) -> CacheEntry | None:
+        """The stored entry of a request to `request_uri` (`/path?query` as sent), if any, whatever its headers."""
+        prefix = f"http://{HOST}{request_uri}\n"
+        return next((e for e in self.entries() if e.key.startswith(prefix)), None)
 
 
 @contextmanager
@@ -155,7 +197,9 @@ def nginx_cache(upstream: str, state: Path, logs: Path | None = None, port: int 
     logs = logs or state
     if state.exists():
         shutil.rmtree(state)
-    (state / "tmp").mkdir(parents=True, mode=0o700)
+    # Private: the cache's keys hold callers' `Authorization` values.
+    state.mkdir(parents=True, mode=0o700)
+    (state / "tmp").mkdir(mode=0o700)
     logs.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     config = state / "nginx.conf"
