@@ -9,6 +9,7 @@ Identities (each bucket is readable by exactly one of them):
   provider secrets, may assume `partner-reader`.
 - `daac-a-s3` / `daac-b-s3` roles: what an Earthdata DAAC hands out through `s3credentials`; each reads its bucket.
 - `partner-reader` role: the `assume_role` provider's target; reads `partner-data`.
+- `raster-download` role: assumed by `raster-lambda` to sign `own-data` downloads (one object per session).
 - `rotator` role: the credential rotator; reads the Earthdata login secret, writes the provider secrets.
 """
 
@@ -188,9 +189,17 @@ ROLE_POLICIES: dict[str, dict[str, Any]] = {
             {
                 "Effect": "Allow",
                 "Action": "sts:AssumeRole",
-                "Resource": f"arn:aws:iam::{ACCOUNT_ID}:role/partner-reader",
+                "Resource": [
+                    f"arn:aws:iam::{ACCOUNT_ID}:role/partner-reader",
+                    f"arn:aws:iam::{ACCOUNT_ID}:role/raster-download",
+                ],
             },
         ],
+    },
+    # What downloads of the `default` provider are signed with, each session narrowed to one object.
+    "raster-download": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{OWN_BUCKET}/*"}],
     },
     "rotator": {
         "Version": "2012-10-17",

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -18,6 +18,8 @@ from providers.daacs import lookup_daac, url_origin
 from providers.s3 import bucket_matches, is_glob, match_specificity
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+# Cognito's group-name rules, printable and without spaces (a group is compared exactly as the token names it).
+GroupName = Annotated[str, Field(pattern=r"^[\w+=,.@:-]{1,128}$")]
 
 
 class ProvidersConfigError(ValueError):
@@ -50,6 +52,18 @@ class Provider(BaseModel):
     region: str = "us-west-2"
     requester_pays: bool = False
     allow_download: bool = False
+    # Who may read through this provider: anyone ("public"), any caller with a valid token ("authenticated"), or a
+    # caller whose token names one of these groups. Checked by the raster API on every read.
+    access: Annotated[Literal["public", "authenticated"] | tuple[GroupName, ...], Field(union_mode="left_to_right")] = (
+        "public"
+    )
+
+    @field_validator("access", mode="before")
+    @classmethod
+    def _access_groups(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError('access must be "public", "authenticated" or a non-empty list of group names')
+        return value
 
     @field_validator("daac")
     @classmethod
@@ -87,6 +101,15 @@ class Provider(BaseModel):
         """The most specific of this provider's patterns that names `bucket`, or None."""
         matching = [p for p in self.buckets if bucket_matches(p, bucket)]
         return max(matching, key=match_specificity) if matching else None
+
+    @property
+    def is_public(self) -> bool:
+        return self.access == "public"
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The groups that may read through this provider (empty: no group needed)."""
+        return self.access if isinstance(self.access, tuple) else ()
 
     @property
     def display_title(self) -> str:

@@ -116,19 +116,36 @@ class AwsFetchers:
         return AwsCredentials(creds.access_key_id, creds.secret_access_key, creds.session_token, creds.expiration)
 
     def assume_role(self, provider: Provider) -> AwsCredentials:
-        extra = {"ExternalId": provider.external_id} if provider.external_id else {}
+        return self.assume(
+            str(provider.role_arn),
+            f"raster-api-{provider.name}",
+            self.settings.assume_role_duration,
+            region=provider.region,
+            external_id=provider.external_id,
+        )
+
+    def assume(
+        self,
+        role_arn: str,
+        session_name: str,
+        duration: int,
+        region: str | None = None,
+        external_id: str | None = None,
+        policy: str | None = None,
+    ) -> AwsCredentials:
+        """STS AssumeRole; `policy` (an inline session policy) narrows what the session may do below the role's."""
+        extra: dict[str, str] = {}
+        if external_id:
+            extra["ExternalId"] = external_id
+        if policy:
+            extra["Policy"] = policy
         try:
-            sts = client("sts", region=provider.region, config=self.config)
+            sts = client("sts", region=region, config=self.config)
             answer = sts.assume_role(
-                RoleArn=provider.role_arn,
-                RoleSessionName=f"raster-api-{provider.name}"[:64],
-                DurationSeconds=self.settings.assume_role_duration,
-                **extra,
+                RoleArn=role_arn, RoleSessionName=session_name[:64], DurationSeconds=duration, **extra
             )["Credentials"]
         except (ClientError, BotoCoreError) as exc:
-            raise CredentialFetchError(
-                f"cannot assume role {provider.role_arn}: {_client_error_message(exc)}"
-            ) from None
+            raise CredentialFetchError(f"cannot assume role {role_arn}: {_client_error_message(exc)}") from None
         return AwsCredentials(
             answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"], answer["Expiration"]
         )

@@ -25,7 +25,8 @@ from titiler.core.dependencies import DefaultDependency
 from titiler.core.errors import BadRequestError
 from titiler.core.routing import EndpointScope
 
-from raster_api.errors import NO_PIXEL
+from raster_api.auth import Caller, TokenVerifier, bearer_token
+from raster_api.errors import NO_PIXEL, Unauthenticated
 from raster_api.params import MAX_COORDINATE, JsonTooLarge, bounded_json, check_feature_areas
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter, ResolvedRead
@@ -44,14 +45,44 @@ def get_router(request: Request) -> ProviderRouter:
 ProviderRouterDep = Annotated[ProviderRouter, Depends(get_router)]
 
 
+def current_caller(
+    request: Request,
+    access_token: Annotated[
+        str | None,
+        Query(description="Bearer token for clients that cannot send `Authorization` (map tile URLs)"),
+    ] = None,
+) -> Caller | None:
+    """The signed-in caller, or None (anonymous, or no issuer configured). A token that is sent is checked: an
+    invalid one is a 401 even where anonymous reads would do. Sync: the first call may fetch the issuer's keys."""
+    verifier: TokenVerifier = request.app.state.token_verifier
+    if not verifier.configured:
+        return None
+    token = bearer_token(request.headers.get("authorization"), access_token)
+    if token is None:
+        return None
+    caller = verifier.verify(token)
+    request.state.user = caller.sub  # the access log's `user`
+    return caller
+
+
+CallerDep = Annotated[Caller | None, Depends(current_caller)]
+
+
+def require_caller(request: Request, caller: CallerDep) -> None:
+    """Routes that write (registering a search) need a signed-in caller whenever an issuer is configured."""
+    if caller is None and request.app.state.token_verifier.configured:
+        raise Unauthenticated("this route needs a signed-in caller: send a bearer token")
+
+
 async def read_scope(
     request: Request,
+    caller: CallerDep,
     provider: Annotated[
         str | None,
         Query(description="Provider whose credentials read the dataset; default: the provider owning the bucket"),
     ] = None,
 ) -> ReadScope:
-    return ReadScope(get_router(request), provider)
+    return ReadScope(get_router(request), provider, caller=caller)
 
 
 async def resolved_read(

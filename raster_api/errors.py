@@ -27,11 +27,41 @@ logger = logging.getLogger(__name__)
 
 
 class RasterApiError(Exception):
-    """Base class; `detail` is what the client reads and must never hold a credential."""
+    """Base class; `detail` is what the client reads and must never hold a credential; `headers` go on the answer."""
+
+    headers: Mapping[str, str] = {}
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class Unauthenticated(RasterApiError):
+    """No bearer token where the provider (or route) needs a signed-in caller."""
+
+    headers = {"WWW-Authenticate": 'Bearer realm="raster-api"'}
+
+
+class InvalidToken(RasterApiError):
+    """A bearer token was sent but is not valid (RFC 6750's `invalid_token`)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers = {
+            "WWW-Authenticate": f'Bearer realm="raster-api", error="invalid_token", error_description="{detail}"'
+        }
+
+
+class NotAllowed(RasterApiError):
+    """A signed-in caller who may not read through the provider (not in its groups)."""
+
+
+class DownloadRefused(RasterApiError):
+    """The provider (or this deployment) hands out no download for this object."""
+
+
+class IssuerUnavailable(RasterApiError):
+    """The identity provider's signing keys cannot be fetched."""
 
 
 class UnknownProvider(RasterApiError):
@@ -84,6 +114,11 @@ class NoPixel(RasterApiError):
 
 
 RASTER_API_STATUS_CODES: dict[type[Exception], int] = {
+    Unauthenticated: status.HTTP_401_UNAUTHORIZED,
+    InvalidToken: status.HTTP_401_UNAUTHORIZED,
+    NotAllowed: status.HTTP_403_FORBIDDEN,
+    DownloadRefused: status.HTTP_403_FORBIDDEN,
+    IssuerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     UnknownProvider: status.HTTP_400_BAD_REQUEST,
     InvalidDatasetUrl: status.HTTP_400_BAD_REQUEST,
     BucketNotServed: status.HTTP_403_FORBIDDEN,
@@ -234,11 +269,14 @@ def add_exception_handlers(
     def handler(request: Request, exc: Exception) -> JSONResponse:
         mro = type(exc).__mro__
         code = next(table[cls] for cls in mro if cls in table)
+        headers: dict[str, str] = {}
         if isinstance(exc, RasterApiError):
             detail = exc.detail
+            headers.update(exc.headers)
         else:
             detail = next((generic[cls] for cls in mro if cls in generic), None) or _first_line(exc)
-        headers = {"Retry-After": str(retry_after_seconds)} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+        if code == status.HTTP_503_SERVICE_UNAVAILABLE:
+            headers["Retry-After"] = str(retry_after_seconds)
         if code >= 500:
             logger.warning("%s on %s: %s", type(exc).__name__, request.url.path, _first_line(exc))
         return _json_error(request, code, detail, headers)

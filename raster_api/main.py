@@ -16,18 +16,21 @@ from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 from starlette_cramjam.middleware import CompressionMiddleware
 from titiler.core.factory import AlgorithmFactory, ColorMapFactory, TilerFactory, TMSFactory
-from titiler.core.middleware import CacheControlMiddleware
 from titiler.extensions import wmtsExtension
 
+from raster_api.auth import TokenVerifier, check_configuration, may_read
+from raster_api.caching import CachePolicy, CachePolicyMiddleware
 from raster_api.dependencies import (
     ROUTE_GUARDS,
+    CallerDep,
     CogReaderParams,
     DatasetPath,
     ProviderRouterDep,
     bounded_query_size,
     unsigned_environment,
 )
-from raster_api.errors import UnknownProvider, add_exception_handlers
+from raster_api.edge import OriginSecret, OriginVerifyMiddleware, PublicHostMiddleware, secrets_manager_string
+from raster_api.errors import add_exception_handlers
 from raster_api.middleware import AccessLogMiddleware, ResponseSizeLimitMiddleware, UnexpectedErrorMiddleware
 from raster_api.params import parameter_slots
 from raster_api.reading import ProviderReader
@@ -68,6 +71,7 @@ class ProviderModel(BaseModel):
     region: str
     requester_pays: bool
     allow_download: bool
+    access: str | list[str]
     credentials: CredentialHealthModel
 
 
@@ -98,6 +102,7 @@ def _provider_model(router: ProviderRouter, name: str) -> ProviderModel:
         region=provider.region,
         requester_pays=provider.requester_pays,
         allow_download=provider.allow_download,
+        access=provider.access if isinstance(provider.access, str) else list(provider.access),
         credentials=CredentialHealthModel(
             available=health.available,
             expires_at=health.expires_at,
@@ -113,26 +118,36 @@ def _providers_router() -> APIRouter:
     router = APIRouter(tags=["Providers"])
 
     @router.get("/providers", response_model=list[ProviderModel])
-    def list_providers(request_router: ProviderRouterDep) -> list[ProviderModel]:
-        """Configured providers and the health of their cached credentials (no AWS call)."""
-        return [_provider_model(request_router, name) for name in request_router.providers]
+    def list_providers(request_router: ProviderRouterDep, caller: CallerDep) -> list[ProviderModel]:
+        """The providers this caller may read through, and the health of their cached credentials (no AWS call)."""
+        return [
+            _provider_model(request_router, name)
+            for name, provider in request_router.providers.items()
+            if may_read(provider, caller)
+        ]
 
     @router.get("/providers/{name}", response_model=ProviderModel, responses={404: {"description": "Unknown"}})
-    def get_provider(name: str, request_router: ProviderRouterDep) -> ProviderModel:
-        """One provider and the health of its cached credentials."""
-        try:
-            return _provider_model(request_router, name)
-        except UnknownProvider as exc:
-            raise HTTPException(status_code=404, detail=exc.detail) from None
+    def get_provider(name: str, request_router: ProviderRouterDep, caller: CallerDep) -> ProviderModel:
+        """One provider and the health of its cached credentials (404 for a restricted one the caller may not read:
+        its existence is not told either)."""
+        provider = request_router.providers.get(name)
+        if provider is None or not may_read(provider, caller):
+            raise HTTPException(status_code=404, detail=f"unknown provider {name!r}")
+        return _provider_model(request_router, name)
 
     return router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the raster API; raises `providers.ProvidersConfigError` when `PROVIDERS_CONFIG` is invalid."""
+    """Build the raster API; raises `providers.ProvidersConfigError` when `PROVIDERS_CONFIG` is invalid and
+    `raster_api.auth.AuthConfigError` when a provider is restricted but no issuer is configured."""
     settings = settings or Settings()
     _configure_logging()
     provider_router = ProviderRouter.from_settings(settings)
+    check_configuration(provider_router.providers.values(), settings.auth)
+    token_verifier = TokenVerifier(settings.auth)
+    if token_verifier.configured:
+        token_verifier.prefetch()
     # In Lambda's init phase: the first tile after a cold start pays no Secrets Manager or STS call.
     provider_router.credential_cache.prefetch()
 
@@ -143,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/api.html",
     )
     app.state.provider_router = provider_router
+    app.state.token_verifier = token_verifier
     app.state.settings = settings
     # What /healthz reports; the pgstac registration flips its flag.
     app.state.enabled_parts = {"cog": True, "pgstac": False}
@@ -169,7 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from raster_api.download import add_download
     from raster_api.viewer import add_viewer
 
-    add_download(app)
+    add_download(app, settings.download)
     add_viewer(app)
     # ---------------------------------------------------------------------------------------------------------------
 
@@ -202,21 +218,16 @@ def _part_error_tables(app: FastAPI) -> tuple[dict[type[Exception], int], dict[t
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Added innermost first: compression, the response size limit (on the compressed body), Cache-Control, CORS
-    (so a 413 carries CORS headers), then the access log outermost."""
+    """Added innermost first: compression, the response size limit (on the compressed body), the cache policy (which
+    sees the 413), CORS (so a 413 carries CORS headers), the public host, the CDN's origin check, then the error net
+    and the access log outermost."""
     app.add_middleware(
         CompressionMiddleware,
         minimum_size=0,
         exclude_mediatype=BINARY_MEDIA_TYPES,
     )
     app.add_middleware(ResponseSizeLimitMiddleware, max_bytes=settings.api.max_response_bytes)
-    if settings.api.cache_control:
-        app.add_middleware(
-            CacheControlMiddleware,
-            cachecontrol=settings.api.cache_control,
-            cachecontrol_max_http_code=400,
-            exclude_path={r"/healthz", r"/providers"},
-        )
+    app.add_middleware(CachePolicyMiddleware, policy=CachePolicy(settings.cache))
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -225,6 +236,13 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=["x-request-id"],
+        )
+    app.add_middleware(
+        PublicHostMiddleware, public_url=settings.api.public_url, allowed_hosts=tuple(settings.api.allowed_hosts)
+    )
+    if settings.api.origin_verify_secret_id:
+        app.add_middleware(
+            OriginVerifyMiddleware, secret=OriginSecret(secrets_manager_string(settings.api.origin_verify_secret_id))
         )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(AccessLogMiddleware)

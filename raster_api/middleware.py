@@ -104,6 +104,7 @@ class AccessLogMiddleware:
         return {
             "type": "access",
             "request_id": state.get("request_id"),
+            "user": state.get("user"),  # the caller's `sub`; never the token
             "method": scope.get("method"),
             "route": _route(scope),
             "path": scope.get("path"),
@@ -143,7 +144,7 @@ class UnexpectedErrorMiddleware:
             if started:
                 raise  # a body is on its way: nothing valid can be sent any more
             body = {"detail": "internal server error", "request_id": scope.get("state", {}).get("request_id")}
-            await JSONResponse(body, status_code=500)(scope, receive, send)
+            await JSONResponse(body, status_code=500, headers={"Cache-Control": "no-store"})(scope, receive, send)
 
 
 class ResponseSizeLimitMiddleware:

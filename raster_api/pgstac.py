@@ -51,7 +51,13 @@ from titiler.pgstac.extensions import searchInfoExtension
 from titiler.pgstac.factory import MosaicTilerFactory, add_search_list_route, add_search_register_route
 
 from providers.aws import client as aws_client
-from raster_api.dependencies import ROUTE_GUARDS, STAC_ROUTER_GUARDS, unsigned_environment
+from raster_api.dependencies import (
+    ROUTE_GUARDS,
+    STAC_ROUTER_GUARDS,
+    CallerDep,
+    require_caller,
+    unsigned_environment,
+)
 from raster_api.params import parameter_slots
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter
@@ -268,12 +274,13 @@ def _routing_dependency(router: ProviderRouter, connection: PgstacConnection) ->
 
         def __init__(
             self,
+            caller: CallerDep,
             provider: Annotated[
                 str | None,
                 Query(description="Read only assets in buckets this provider owns; any other asset is refused (403)."),
             ] = None,
         ) -> None:
-            self.scope = ReadScope(router, provider, connection.collection_provider)
+            self.scope = ReadScope(router, provider, connection.collection_provider, caller=caller)
 
     return RoutingParams
 
@@ -402,8 +409,10 @@ def register(
     search_list = APIRouter(dependencies=[Depends(valid_search_list_query)])
     add_search_list_route(cast(FastAPI, search_list), prefix="/searches", tags=[TAGS_SEARCH])
     app.include_router(search_list)
+    # Registering writes to the database: a signed-in caller whenever an issuer is configured.
+    search_register = APIRouter(dependencies=[Depends(require_caller)])
     add_search_register_route(
-        app,
+        cast(FastAPI, search_register),
         prefix="/searches",
         search_dependency=search_params,
         tile_dependencies=[
@@ -418,6 +427,7 @@ def register(
         ],
         tags=[TAGS_SEARCH],
     )
+    app.include_router(search_register)
 
     collections = _mosaic_factory(
         collection_search_id, "/collections/{collection_id}", routing, environment, api_settings

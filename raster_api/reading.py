@@ -3,7 +3,8 @@
 `ProviderReader` is rio-tiler's `Reader` opened through a request's `ReadScope`, which does, in this order:
 1. resolve: the URL is parsed once into its canonical `S3Location` and the provider that may read it is decided
    (`ProviderRouter.check_access`: the bucket's owner; `?provider=` and a collection's declared provider can only
-   refuse, never widen). GDAL is given the location's own path, never the URL as written;
+   refuse, never widen), then whether this caller may read through it (`raster_api.auth.authorize`: the
+   provider's `access`). GDAL is given the location's own path, never the URL as written;
 2. credentials: the provider's `rasterio.Env` is entered for the reader's whole life (the request-level env of every
    route is unsigned, so a read that bypassed this seam could not borrow the Lambda's identity);
 3. retry: when S3 refuses the open, the provider's credentials are refreshed (at most once per
@@ -35,6 +36,7 @@ from rasterio.errors import RasterioIOError
 from rio_tiler.io import Reader
 
 from raster_api import gdal
+from raster_api.auth import Caller, authorize
 from raster_api.errors import BadBandSelection, S3Failure, classify_s3_failure, translate_read_error
 from raster_api.routing import ProviderRouter, ResolvedRead
 
@@ -88,13 +90,17 @@ class ReadScope:
     provider: str | None = None
     collection_provider: Callable[[str], str | None] = attr.ib(default=lambda _collection: None)
     log: ReadLog = attr.ib(factory=current_read_log)
+    # The signed-in caller (None: anonymous); a restricted provider reads only for callers its `access` names.
+    caller: Caller | None = None
 
     def resolve(self, url: str, collection: str | None = None) -> ResolvedRead:
-        """The canonical object and the provider that reads it for this request, or a 400/403 error."""
+        """The canonical object and the provider that reads it for this request, or a 400/401/403 error."""
         location = self.router.parse_url(url)
         if collection and (declared := self.collection_provider(collection)):
             self.router.check_access(declared, location.bucket)
-        return ResolvedRead(self.router.check_access(self.provider, location.bucket), location)
+        provider = self.router.check_access(self.provider, location.bucket)
+        authorize(provider, self.caller)
+        return ResolvedRead(provider, location)
 
     def open(self, read: ResolvedRead, stack: ExitStack, opener: Callable[[str], Any] = rasterio.open) -> Any:
         """`opener(gdal_path)` inside the provider's env (kept on `stack`), retried once with fresh credentials."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -33,7 +34,16 @@ class ApiSettings(BaseSettings):
     name: str = "Raster API"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = False
-    cache_control: str | None = "public, max-age=3600"
+    # The origin (`https://tiles.example.com`) every link in TileJSON/WMTS/map documents is built from. Unset: a
+    # request's `X-Forwarded-Host`/`Host` is used only when it is in `allowed_hosts` (or is the API Gateway domain the
+    # Lambda event names); a cacheable document must never carry a host a caller made up.
+    public_url: str | None = None
+    # Hosts whose name may appear in links: exact `host` or `host:port`, or `*.suffix`. A host without a port allows
+    # any port.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"])
+    # The Secrets Manager secret (plain string) CloudFront sends as `x-origin-verify`: set, requests without it get
+    # a 403, so the API is reachable only through the distribution.
+    origin_verify_secret_id: str | None = None
     # Seconds a client is told to wait (`Retry-After`) when a provider's credentials are unavailable.
     retry_after_seconds: int = Field(default=30, ge=1)
     # Largest tile/preview/part side (and `max_size`) a request may ask for: bounds the memory one request can use.
@@ -42,16 +52,92 @@ class ApiSettings(BaseSettings):
     max_response_bytes: int = Field(default=4_400_000, ge=1)
     debug: bool = False
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
-    def _origins(cls, value: object) -> object:
+    def _lists(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_only(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"RASTER_API_PUBLIC_URL must be an origin such as https://tiles.example.com: {value!r}")
+        return f"{parts.scheme}://{parts.netloc}"
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> ApiSettings:
         if self.cors_allow_credentials and "*" in self.cors_origins:
             raise ValueError("RASTER_API_CORS_ORIGINS may not contain '*' when RASTER_API_CORS_ALLOW_CREDENTIALS is on")
         return self
+
+
+class CacheSettings(BaseSettings):
+    """`Cache-Control` per response class (`raster_api.caching`); a CDN and browsers take their TTLs from these."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_CACHE_", extra="ignore")
+
+    # 2xx images (tiles, previews, parts): a COG's pixels do not change under the same URL.
+    tiles: str = "public, max-age=3600, s-maxage=86400"
+    # Other 2xx documents (TileJSON, info, statistics, WMTS capabilities, the viewer).
+    metadata: str = "public, max-age=60, s-maxage=300"
+    # A missing object may be uploaded soon.
+    not_found: str = "public, max-age=30, s-maxage=30"
+    # 400/413/422: the same request gets the same answer, but a deploy may change it.
+    client_error: str = "public, max-age=30, s-maxage=30"
+
+
+class AuthSettings(BaseSettings):
+    """OpenID Connect bearer tokens (`raster_api.auth`). Without an issuer every caller is anonymous."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_AUTH_", extra="ignore")
+
+    issuer: str | None = None
+    # `aud` of ID tokens, or `client_id` of Cognito access tokens.
+    audience: str | None = None
+    # Default: `jwks_uri` of `<issuer>/.well-known/openid-configuration`.
+    jwks_url: str | None = None
+    groups_claim: str = "cognito:groups"
+    algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["RS256"])
+    clock_skew: float = Field(default=60.0, ge=0, le=300)
+    # A token naming a key the cached JWKS lacks triggers at most one refetch per this many seconds.
+    jwks_refetch_interval: float = Field(default=60.0, ge=0)
+    http_timeout: float = Field(default=5.0, gt=0)
+
+    @field_validator("algorithms", mode="before")
+    @classmethod
+    def _algorithms(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+        bad = [a for a in value if a not in allowed]
+        if bad or not value:
+            raise ValueError(
+                f"RASTER_API_AUTH_ALGORITHMS must list asymmetric algorithms only ({sorted(allowed)}): {bad}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _audience_with_issuer(self) -> AuthSettings:
+        if self.issuer and not self.audience:
+            raise ValueError("RASTER_API_AUTH_AUDIENCE is required when RASTER_API_AUTH_ISSUER is set")
+        return self
+
+
+class DownloadSettings(BaseSettings):
+    """Pre-signed downloads (`raster_api.download`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_DOWNLOAD_", extra="ignore")
+
+    # Seconds a download URL stays valid (and the scoped session behind it: STS's minimum is 900 s).
+    expires: int = Field(default=60, ge=1, le=3600)
+    # The role a `default` provider's downloads are signed with, narrowed to the one object by a session policy.
+    role_arn: str | None = None
 
 
 class CredentialSettings(BaseSettings):
@@ -114,6 +200,9 @@ class Settings(BaseModel):
     """All settings of one app instance; `create_app(Settings(...))` lets tests override any of them."""
 
     api: ApiSettings = Field(default_factory=ApiSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    download: DownloadSettings = Field(default_factory=DownloadSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     gdal: GdalSettings = Field(default_factory=GdalSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)

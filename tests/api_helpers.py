@@ -82,3 +82,38 @@ def fresh_object(world, bucket: str) -> str:
     key = f"api-tests/{uuid.uuid4().hex}.tif"
     world.put_object(bucket, key, make_cog(SAMPLE_BASES[bucket]))
     return f"s3://{bucket}/{key}"
+
+
+def presigned_signature_valid(url: str, secret_access_key: str) -> bool:
+    """Recompute a SigV4 query signature (GET, host header only, unsigned payload), as S3 does on receipt: every
+    query parameter but the signature itself is covered."""
+    import hashlib
+    import hmac
+    from urllib.parse import parse_qsl, quote, urlsplit
+
+    parts = urlsplit(url)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    values = dict(params)
+    canonical_query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params) if k != "X-Amz-Signature"
+    )
+    canonical_request = "\n".join(
+        [
+            "GET",
+            parts.path,
+            canonical_query,
+            f"host:{parts.netloc}",
+            "",
+            values["X-Amz-SignedHeaders"],
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
+    scope = values["X-Amz-Credential"].split("/", 1)[1]
+    string_to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", values["X-Amz-Date"], scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+    )
+    key = ("AWS4" + secret_access_key).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, values["X-Amz-Signature"])

@@ -61,6 +61,14 @@ def provider_secrets(aws_world: AwsWorld, daac_keys: dict[str, Keys]) -> dict[st
 
 
 @pytest.fixture(scope="session")
+def issuer(aws_world: AwsWorld):
+    """moto's Cognito user pool as the OIDC issuer, with one sample user per group and one in none."""
+    from local_stack.cognito import create_issuer
+
+    return create_issuer(aws_world)
+
+
+@pytest.fixture(scope="session")
 def lambda_keys(aws_world: AwsWorld) -> Keys:
     """The raster API's own identity: assumed-role credentials with a session token, as on Lambda."""
     return aws_world.assume("raster-lambda", session_name="raster-api")
@@ -79,6 +87,8 @@ def api_env(
         **aws_world.endpoint_env(),
         **lambda_keys.env(),
         "PROVIDERS_CONFIG": json.dumps(providers_config(aws_world)),
+        # Starlette's test client addresses `testserver`.
+        "RASTER_API_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

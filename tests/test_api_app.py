@@ -106,14 +106,6 @@ def test_cors_allows_only_configured_origins(api_env, monkeypatch, api_client_fa
     assert "access-control-allow-origin" not in refused.headers
 
 
-def test_tiles_are_cacheable_and_errors_are_not(api_client, sample_urls):
-    tile = api_client.get(tile_path(), params={"url": sample_urls[OWN_BUCKET]})
-    assert tile.headers["cache-control"] == "public, max-age=3600"
-    refused = api_client.get(tile_path(), params={"url": sample_urls[OWN_BUCKET], "provider": "partner"})
-    assert refused.status_code == 403
-    assert "cache-control" not in refused.headers
-
-
 def test_json_is_compressed_and_tiles_are_not(api_client, sample_urls):
     info = api_client.get("/cog/info", params={"url": sample_urls[OWN_BUCKET]}, headers={"Accept-Encoding": "gzip"})
     assert info.headers["content-encoding"] == "gzip"

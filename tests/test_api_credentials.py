@@ -64,6 +64,7 @@ def test_missing_secret_is_503_and_never_falls_back_to_the_lambda_identity(
     monkeypatch.setenv("PROVIDERS_CONFIG", private_secret_config(aws_world, "raster/providers/does-not-exist"))
     response = api_client_factory().get(tile_path(), params={"url": sample_urls[DAAC_A_BUCKET]})
     assert response.status_code == 503
+    assert response.headers["cache-control"] == "no-store"  # a CDN must not keep an outage
     assert response.json()["detail"] == (
         "credentials for provider 'daac-a' are unavailable "
         "(cannot read secret 'raster/providers/does-not-exist': ResourceNotFoundException); retry later"
