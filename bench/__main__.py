@@ -2,9 +2,10 @@
 `docs/benchmarks-latency.png`.
 
 Options: `--quick` (fewer samples, for a smoke run), `--only NAME` (repeatable: latency, secrets, cold, mosaic,
-throughput, fuzz). The whole run starts its own moto (and PostgreSQL when installed) and stops them at the end.
-`fuzz` (generated requests counted by status) is not part of the default run and writes its own table,
-`docs/benchmarks-fuzz.md` (and `bench/fuzz-results.json`), so it never replaces the timing table.
+throughput, fuzz, cdn). The whole run starts its own moto (and PostgreSQL when installed) and stops them at the end.
+`fuzz` (generated requests counted by status) and `cdn` (the nginx cache in front of the API, S3 GETs per tile) are
+not part of the default run and write their own tables, `docs/benchmarks-fuzz.md` and `docs/benchmarks-cdn.md`
+(and `bench/results-fuzz.json`, `bench/results-cdn.json`), so they never replace the timing table.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PART
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ("latency", "secrets", "cold", "mosaic", "throughput")
-SEPARATE = ("fuzz",)
+SEPARATE = ("fuzz", "cdn")
 REFRESH_INTERVAL_S = 4.0
 
 log = logging.getLogger("bench")
@@ -127,6 +128,21 @@ def _fuzz(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
         return run_fuzz(create_ours(), bw.sample_urls, bw.sample_urls[OWN_BUCKET], examples=200 if quick else 2000)
 
 
+def _cdn(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from bench.cdn import run_cdn
+
+    return run_cdn(
+        {**bw.api_env(), **_clean(SAFE_ENV)},
+        {**bw.vanilla_env(), **_clean(SAFE_ENV)},
+        bw.world,
+        bw.sample_urls[OWN_BUCKET],
+        workdir,
+        latency_tiles=40 if quick else 150,
+        throughput_requests=80 if quick else 300,
+        fresh_cogs=2 if quick else 5,
+    )
+
+
 def _clean(env: dict[str, str | None]) -> dict[str, str]:
     return {k: v for k, v in env.items() if v is not None}
 
@@ -138,6 +154,7 @@ RUNNERS: dict[str, Callable[[BenchWorld, bool, Path], Section]] = {
     "mosaic": _mosaic,
     "throughput": _throughput,
     "fuzz": _fuzz,
+    "cdn": _cdn,
 }
 
 

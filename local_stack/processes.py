@@ -51,7 +51,8 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 def api_argv(port: int, host: str = "127.0.0.1", log_level: str = "info") -> list[str]:
-    """uvicorn serving the raster API app factory."""
+    """uvicorn serving the raster API app factory; the API's own JSON access log is the record of requests, so
+    uvicorn's plain access lines are off."""
     return [
         sys.executable,
         "-m",
@@ -65,6 +66,7 @@ def api_argv(port: int, host: str = "127.0.0.1", log_level: str = "info") -> lis
         "--log-level",
         log_level,
         "--no-server-header",
+        "--no-access-log",
     ]
 
 

@@ -6,7 +6,12 @@ What runs, in start-up order (each piece is the real one except AWS and Earthdat
 2. the Earthdata Login + DAAC `s3credentials` emulator, minting real moto STS credentials per DAAC;
 3. the real credential rotator (as the `rotator` role), once before serving and then every `rotate_every` seconds;
 4. pgstac with sample collections and a registered search, when PostgreSQL + PostGIS are installed;
-5. the raster API under uvicorn, in a child process whose environment is the `raster-lambda` identity.
+5. the raster API under uvicorn, in a child process whose environment is the `raster-lambda` identity;
+6. nginx's `proxy_cache` in front of it (`local_stack.cdn`, the stand-in for CloudFront) on the port callers use,
+   unless `cdn` is off; the API then listens on another free port, and its links name the cache's URL.
+
+Each step prints one line with its time. Every process's log is kept in `<stack_dir>/logs/` (`.local-stack/` in the
+repository by default) after the stack stops; the next run starts them afresh.
 
 Every child runs in its own process group and is stopped as a group on Ctrl-C, SIGTERM, or a failed start-up.
 With `real_aws` only the API runs, with this shell's AWS identity and the caller's `PROVIDERS_CONFIG`.
@@ -17,15 +22,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -36,6 +42,7 @@ from local_stack.aws_world import (
     NON_COG_URL,
     AwsWorld,
     build_world,
+    free_port,
     moto_server,
     providers_config,
     upload_samples,
@@ -44,6 +51,7 @@ from local_stack.processes import api_argv, base_env, start_process, stop_proces
 from providers.models import owner_of, parse_providers
 
 DEFAULT_PORT = 8000
+DEFAULT_STACK_DIR = Path(__file__).resolve().parent.parent / ".local-stack"
 HOST = "127.0.0.1"
 EARTHDATA_USER = "local-stack-user"
 ROTATOR_ARGV = [sys.executable, "-m", "credential_rotator.cli"]
@@ -56,6 +64,8 @@ class StackOptions:
     pgstac: bool = True
     rotate_every: float = 60.0
     state_file: Path | None = None
+    cdn: bool = True
+    stack_dir: Path = DEFAULT_STACK_DIR
 
 
 class StartupError(RuntimeError):
@@ -64,6 +74,18 @@ class StartupError(RuntimeError):
 
 def say(message: str) -> None:
     print(f"[local-stack] {message}", flush=True)
+
+
+class Steps:
+    """One progress line per finished step, with the seconds it took."""
+
+    def __init__(self) -> None:
+        self._since = time.monotonic()
+
+    def done(self, message: str) -> None:
+        now = time.monotonic()
+        say(f"{message} ({now - self._since:.1f} s)")
+        self._since = now
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -77,9 +99,9 @@ def run(options: StackOptions) -> int:
     with ExitStack() as stack:
         try:
             _check_port_free(options.port)
-            logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="local-stack-")))
+            logs = _fresh_logs(options.stack_dir)
             api = _start_real_aws(stack, options, logs) if options.real_aws else _start_local(stack, options, logs)
-            say(f"ready: open http://{HOST}:{options.port}/ (Ctrl-C stops everything)")
+            say(f"ready: open http://{HOST}:{options.port}/ (Ctrl-C stops everything; logs in {logs})")
             api.wait()
             say(f"the API exited on its own (code {api.returncode}); stopping")
             code = 1
@@ -102,6 +124,15 @@ def run(options: StackOptions) -> int:
     return code
 
 
+def _fresh_logs(stack_dir: Path) -> Path:
+    """`<stack_dir>/logs`, emptied of the previous run's files."""
+    logs = stack_dir / "logs"
+    if logs.exists():
+        shutil.rmtree(logs)
+    logs.mkdir(parents=True)
+    return logs
+
+
 def _check_port_free(port: int) -> None:
     with socket.socket() as sock:
         try:
@@ -114,33 +145,39 @@ def _start_real_aws(stack: ExitStack, options: StackOptions, logs: Path) -> subp
     if not os.environ.get("PROVIDERS_CONFIG"):
         raise StartupError("--real-aws needs PROVIDERS_CONFIG (inline JSON or a file path) in the environment")
     say("real AWS: only the API runs, with this shell's AWS identity, reading the real provider secrets")
-    return _start_api(stack, dict(os.environ), options.port)
+    return _serve(stack, dict(os.environ), options, logs, Steps())
 
 
 def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subprocess.Popen[bytes]:
     say("development tools on 127.0.0.1 only (moto, Earthdata emulator): never deployed, never for real data")
-    say(f"logs in {logs}")
-    say("starting moto (S3, STS, IAM, Secrets Manager) with IAM authentication on")
+    steps = Steps()
     endpoint = stack.enter_context(moto_server(log_path=str(logs / "moto.log")))
     world = build_world(endpoint)
-    say(f"moto: {endpoint}")
+    steps.done(f"moto ready: {endpoint} (S3, STS, IAM, Secrets Manager; IAM authentication on)")
     samples = upload_samples(world)
-    say(f"sample COGs uploaded: {', '.join(samples.values())}")
+    steps.done(f"sample COGs uploaded: {', '.join(samples.values())}")
 
     edl, edl_password = _start_earthdata(stack, world)
     world.put_secret(EARTHDATA_LOGIN_SECRET, {"username": EARTHDATA_USER, "password": edl_password})
     providers_json = json.dumps(providers_config(world, earthdata_url=edl.base_url))
     _create_provider_secrets(world, providers_json)
+    steps.done(
+        f"Earthdata Login emulator ready (DEVELOPMENT TOOL, mints moto STS credentials per DAAC): {edl.base_url}"
+    )
 
     rotator = Rotator(world, providers_json, edl.base_url, logs / "rotator.log")
-    say("running the credential rotator once (as the rotator role)")
     if not rotator.run_once():
         raise StartupError("the credential rotator failed" + _tail(logs / "rotator.log"))
-    say("rotator: every earthdata provider's secret written")
     stack.enter_context(rotator.schedule(options.rotate_every))
-    say(f"rotator: scheduled every {options.rotate_every:.0f} s")
+    steps.done(
+        f"rotator ran as the rotator role: every earthdata provider's secret written; next every "
+        f"{options.rotate_every:.0f} s"
+    )
 
-    db_env, db_state = _start_pgstac(stack, samples) if options.pgstac else _no_pgstac("--no-pgstac given")
+    if options.pgstac:
+        db_env, db_state = _start_pgstac(stack, samples, logs, steps)
+    else:
+        db_env, db_state = _no_pgstac("--no-pgstac given")
     env = {
         **base_env(),
         **world.endpoint_env(),
@@ -149,11 +186,13 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
         "RASTER_API_VIEWER_SAMPLES": json.dumps(_viewer_samples(providers_json, samples)),
         **db_env,
     }
-    api = _start_api(stack, env, options.port)
+    api = _serve(stack, env, options, logs, steps)
     _print_urls(options.port, samples, providers_json, edl.base_url, db_state)
     if options.state_file:
         state = {
             "api": f"http://{HOST}:{options.port}",
+            "cdn": options.cdn,
+            "logs": str(logs),
             "moto": endpoint,
             "earthdata": edl.base_url,
             "providers": json.loads(providers_json),
@@ -169,12 +208,11 @@ def _start_earthdata(stack: ExitStack, world: AwsWorld) -> tuple[Any, str]:
 
     password = secrets.token_urlsafe(16)
     edl = stack.enter_context(EarthdataEmulator(users={EARTHDATA_USER: password}, daacs=daac_minters(world)))
-    say(f"Earthdata Login emulator (DEVELOPMENT TOOL, mints moto STS credentials per DAAC): {edl.base_url}")
     return edl, password
 
 
 def _tail(path: Path, lines: int = 6) -> str:
-    """The last lines of a log (the rotator never logs a secret), to explain a failure before the logs are removed."""
+    """The last lines of a log (none of ours logs a secret), to explain a failure where it is printed."""
     try:
         text = path.read_text(errors="replace").strip()
     except OSError:
@@ -195,21 +233,26 @@ def _no_pgstac(reason: str) -> tuple[dict[str, str], dict[str, Any]]:
     return {}, {}
 
 
-def _start_pgstac(stack: ExitStack, samples: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+def _start_pgstac(
+    stack: ExitStack, samples: dict[str, str], logs: Path, steps: Steps
+) -> tuple[dict[str, str], dict[str, Any]]:
     from local_stack.pgstac_db import pgstac_database, postgis_missing
     from local_stack.pgstac_samples import load_samples, register_search
 
     reason = postgis_missing()
     if reason:
         return _no_pgstac(reason)
-    say("starting PostgreSQL + PostGIS and migrating pgstac")
     try:
         db = stack.enter_context(pgstac_database())
+        # Runs before the database's own clean-up (which removes its directory), so its log outlives the stack.
+        stack.callback(_keep, db.directory / "postgres.log", logs / "postgres.log")
         collections = load_samples(db.dsn, samples)
         search_id = register_search(db.dsn, collections)
     except (RuntimeError, OSError) as exc:
         return _no_pgstac(f"PostgreSQL did not start: {exc}")
-    say(f"pgstac: 127.0.0.1:{db.port}/{db.dbname}, collections {', '.join(collections)}; search {search_id}")
+    steps.done(
+        f"pgstac ready: 127.0.0.1:{db.port}/{db.dbname}, collections {', '.join(collections)}; search {search_id}"
+    )
     return {**db.env(), "RASTER_API_PGSTAC_ENABLED": "true"}, {
         "database_port": db.port,
         "pgstac_directory": str(db.directory),
@@ -217,14 +260,48 @@ def _start_pgstac(stack: ExitStack, samples: dict[str, str]) -> tuple[dict[str, 
     }
 
 
-def _start_api(stack: ExitStack, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    say(f"starting the raster API (uvicorn) on http://{HOST}:{port}")
-    proc = start_process(api_argv(port), env)
+def _keep(source: Path, destination: Path) -> None:
+    with suppress(OSError):
+        shutil.copyfile(source, destination)
+
+
+def _serve(
+    stack: ExitStack, env: dict[str, str], options: StackOptions, logs: Path, steps: Steps
+) -> subprocess.Popen[bytes]:
+    """The API, behind the cache unless it is off; its links always name the URL callers use."""
+    public_url = f"http://{HOST}:{options.port}"
+    env = {**env, "RASTER_API_PUBLIC_URL": public_url}
+    if not options.cdn:
+        api = _start_api(stack, env, options.port, logs)
+        steps.done(f"raster API ready (uvicorn): {public_url} (cache off: --no-cdn)")
+        return api
+    from local_stack.cdn import nginx_cache, nginx_missing
+
+    reason = nginx_missing()
+    if reason:
+        raise StartupError(f"the cache cannot start: {reason}; or pass --no-cdn")
+    api_port = free_port()
+    api = _start_api(stack, env, api_port, logs)
+    steps.done(f"raster API ready (uvicorn): http://{HOST}:{api_port} (direct, uncached)")
+    try:
+        stack.enter_context(
+            nginx_cache(f"http://{HOST}:{api_port}", options.stack_dir / "cdn", logs=logs, port=options.port)
+        )
+    except RuntimeError as exc:
+        raise StartupError(str(exc)) from None
+    steps.done(f"cache ready (nginx proxy_cache, X-Cache-Status on every response): {public_url}")
+    return api
+
+
+def _start_api(stack: ExitStack, env: dict[str, str], port: int, logs: Path) -> subprocess.Popen[bytes]:
+    log = logs / "api.log"
+    with open(log, "ab") as out:
+        proc = start_process(api_argv(port), env, out)
     stack.callback(stop_process, proc)
     try:
         wait_until_healthy(f"http://{HOST}:{port}/healthz", proc, timeout=90)
     except RuntimeError as exc:
-        raise StartupError(f"the raster API did not come up: {exc}") from None
+        raise StartupError(f"the raster API did not come up: {exc}{_tail(log)}") from None
     return proc
 
 

@@ -1,10 +1,34 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh machine: Python 3.12 venv with every extra, Debian packages the tests need
-# (PostGIS for pgstac, chromium for the viewer test), and the pinned CDK CLI from npm.
+# Idempotent set-up for a fresh machine: a Python 3.12 venv and the Debian packages the local stack runs on
+# (PostGIS for pgstac, nginx as the local HTTP cache). `--run-only` stops there (`scripts/run.sh`); without it the
+# test and deploy tools come too: the CDK extra, chromium for the viewer test, the pinned CDK CLI from npm.
+# Installers' output goes to .local-stack/bootstrap.log; a failing step prints its tail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+run_only=false
+[ "${1:-}" = "--run-only" ] && run_only=true
+
+mkdir -p .local-stack
+LOG=.local-stack/bootstrap.log
+: >"$LOG"
+
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+# step "what it did" command...: one line with the step's time, or the tail of its output when it fails.
+step() {
+  local what=$1 start=${EPOCHREALTIME/./} tenths
+  shift
+  if "$@" >>"$LOG" 2>&1; then
+    tenths=$(((${EPOCHREALTIME/./} - start) / 100000))
+    log "$what ($((tenths / 10)).$((tenths % 10)) s)"
+  else
+    local code=$?
+    log "FAILED: $what (exit $code); the end of $LOG:"
+    tail -n 25 "$LOG" >&2
+    exit "$code"
+  fi
+}
 
 find_python312() {
   for candidate in /root/.pyenv/versions/3.12.*/bin/python3.12 "$(command -v python3.12 || true)"; do
@@ -16,34 +40,44 @@ find_python312() {
 PY312=$(find_python312) || { log "Python 3.12 not found (looked under /root/.pyenv/versions/3.12.*)"; exit 1; }
 
 if ! "$PY312" -m uv --version >/dev/null 2>&1; then
-  log "installing uv into $PY312"
-  "$PY312" -m pip install -q uv
+  step "uv installed into $PY312" "$PY312" -m pip install -q uv
 fi
-
 if [ ! -x .venv/bin/python ]; then
-  log "creating .venv with $PY312"
-  "$PY312" -m uv venv -q -p "$PY312" .venv
+  step ".venv created with $PY312" "$PY312" -m uv venv -q -p "$PY312" .venv
 fi
-log "installing the project and its extras into .venv"
-"$PY312" -m uv pip install -q -p .venv/bin/python -e ".[api,rotator,infra,test]"
+extras=api,rotator,test
+$run_only || extras=api,rotator,infra,test
+step "project installed into .venv (extras $extras)" "$PY312" -m uv pip install -q -p .venv/bin/python -e ".[$extras]"
 
 apt_missing=()
 dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || apt_missing+=(postgresql-15-postgis-3)
-[ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+[ -x /usr/sbin/nginx ] || apt_missing+=(nginx)
+$run_only || [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+
+# Debian's nginx package starts a system-wide server on port 80 when installed; the stack runs its own on
+# 127.0.0.1, so services are kept from starting during the install (the standard policy-rc.d hook).
+apt_install() {
+  local policy=/usr/sbin/policy-rc.d added=false
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=true
+  fi
+  local code=0
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } || code=$?
+  if $added; then rm -f "$policy"; fi
+  return "$code"
+}
+
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing Debian packages: ${apt_missing[*]}"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+    step "Debian packages installed: ${apt_missing[*]}" apt_install "${apt_missing[@]}"
   else
-    log "missing Debian packages (tests needing them will be skipped): ${apt_missing[*]}"
+    log "missing Debian packages (what needs them is skipped or fails with a clear message): ${apt_missing[*]}"
   fi
 fi
 
-if [ -f package.json ] && command -v npm >/dev/null; then
+if ! $run_only && [ -f package.json ] && command -v npm >/dev/null; then
   if [ ! -d node_modules ] || [ package.json -nt node_modules ]; then
-    log "installing the CDK CLI from package.json"
-    npm install --no-audit --no-fund --loglevel=error >/dev/null
+    step "CDK CLI installed from package.json" npm install --no-audit --no-fund --loglevel=error
     touch node_modules
   fi
 fi

@@ -1,13 +1,15 @@
-"""The README's run command, for real: `python -m local_stack` as a subprocess on a free port.
+"""The README's run command, for real: `python -m local_stack` as a subprocess on a free port, from a clean state.
 
-It must come up, serve every provider's sample through the API, have the real rotator write every earthdata
-provider's secret, and leave no process behind after Ctrl-C (SIGINT).
+It must come up with one timed line per step, serve every provider's sample through the cache (nginx) and the API,
+have the real rotator write every earthdata provider's secret, and after Ctrl-C (SIGINT) leave no process behind
+and every process's log in place.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -28,11 +30,16 @@ from botocore.config import Config
 from PIL import Image
 
 from local_stack.aws_world import SAMPLE_BASES, free_port
+from local_stack.cdn import nginx_missing
 from local_stack.pgstac_db import postgis_missing
 from providers import S3Credentials
 from providers.models import owner_of, parse_providers
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # The stack serves through nginx by default; scripts/bootstrap.sh installs it.
+    pytest.mark.skipif(nginx_missing() is not None, reason=str(nginx_missing())),
+]
 
 REPO = Path(__file__).resolve().parents[1]
 ROTATE_EVERY = 5
@@ -45,6 +52,7 @@ class RunningStack:
     api: str
     state: dict[str, Any]
     output: Path
+    stack_dir: Path
 
 
 def _wait_for_state(proc: subprocess.Popen[bytes], state_file: Path, output: Path, timeout: float = 180) -> dict:
@@ -64,10 +72,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     port = free_port()
     output = tmp / "stack.out"
     state_file = tmp / "state.json"
+    stack_dir = tmp / "never-run-before"
     with open(output, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "local_stack", "--port", str(port), "--state-file", str(state_file)]
-            + ["--rotate-every", str(ROTATE_EVERY)],
+            + ["--rotate-every", str(ROTATE_EVERY), "--stack-dir", str(stack_dir)],
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -76,7 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         state = _wait_for_state(proc, state_file, output)
         api = f"http://127.0.0.1:{port}"
         assert requests.get(f"{api}/healthz", timeout=5).status_code == 200
-        yield RunningStack(proc, api, state, output)
+        yield RunningStack(proc, api, state, output, stack_dir)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -102,6 +111,7 @@ def test_serves_a_tile_of_each_providers_sample(stack: RunningStack, bucket: str
         timeout=60,
     )
     assert response.status_code == 200, response.text
+    assert response.headers["X-Cache-Status"] == "MISS"
     image = np.asarray(Image.open(io.BytesIO(response.content)))
     values, alpha = image[..., 0], image[..., -1]
     seen = set(np.unique(values[alpha == 255]).tolist())
@@ -157,11 +167,22 @@ def test_rotator_runs_again_in_the_background(stack: RunningStack) -> None:
         time.sleep(0.5)
 
 
-def test_sigint_stops_every_process(stack: RunningStack) -> None:
+STEPS = [
+    "moto ready: ",
+    "sample COGs uploaded: ",
+    "Earthdata Login emulator ready ",
+    "rotator ran as the rotator role: ",
+    "raster API ready (uvicorn): ",
+    "cache ready (nginx proxy_cache, X-Cache-Status on every response): ",
+]
+
+
+def test_sigint_stops_every_process_and_keeps_every_log(stack: RunningStack) -> None:
     root = psutil.Process(stack.proc.pid)
     children = root.children(recursive=True)
     assert any("moto.server" in " ".join(c.cmdline()) for c in children)
     assert any("uvicorn" in " ".join(c.cmdline()) for c in children)
+    assert any(c.cmdline()[:1] == ["/usr/sbin/nginx"] for c in children)
     # PostgreSQL daemonizes (pg_ctl): find it by its data directory rather than as a child.
     pg_dir = stack.state.get("pgstac_directory")
     postgres = [p for p in psutil.process_iter(["cmdline"]) if pg_dir and pg_dir in " ".join(p.info["cmdline"] or [])]
@@ -174,7 +195,25 @@ def test_sigint_stops_every_process(stack: RunningStack) -> None:
     _, alive = psutil.wait_procs([*children, *postgres], timeout=10)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
     assert not requests_ok(f"{stack.api}/healthz")
-    assert "[local-stack] stopped" in stack.output.read_text()
+    output = stack.output.read_text()
+    assert "[local-stack] stopped" in output
+
+    pgstac = postgis_missing() is None
+    steps = STEPS + (["pgstac ready: "] if pgstac else [])
+    for step in steps:
+        lines = [line for line in output.splitlines() if line.startswith(f"[local-stack] {step}")]
+        assert len(lines) == 1, (step, output)
+        assert re.search(r" \(\d+\.\d s\)$", lines[0]), lines[0]
+    # uvicorn's own access lines are off: the API's JSON access log (in its log file) is the record.
+    assert '"GET /' not in output
+
+    logs = stack.stack_dir / "logs"
+    expected = {"moto.log", "rotator.log", "api.log", "nginx-access.log", "nginx-error.log"}
+    assert expected | ({"postgres.log"} if pgstac else set()) <= {p.name for p in logs.iterdir()}
+    assert '"type":"access"' in (logs / "api.log").read_text()
+    assert '"cache":"MISS"' in (logs / "nginx-access.log").read_text()
+    if pgstac:
+        assert "database system is ready to accept connections" in (logs / "postgres.log").read_text()
 
 
 def requests_ok(url: str) -> bool:
@@ -202,17 +241,23 @@ def test_port_in_use_fails_clearly(tmp_path: Path) -> None:
 
 FAILING_START = """
 import sys, psutil
+from pathlib import Path
 from local_stack import runner
 runner.Rotator.run_once = lambda self, timeout=0: False  # as if Earthdata Login were down at start-up
-code = runner.run(runner.StackOptions(port=int(sys.argv[1]), pgstac=False))
+options = runner.StackOptions(port=int(sys.argv[1]), pgstac=False, stack_dir=Path(sys.argv[2]))
+code = runner.run(options)
 print("children left:", len(psutil.Process().children(recursive=True)))
 sys.exit(code)
 """
 
 
-def test_failed_start_up_stops_what_had_started() -> None:
+def test_failed_start_up_stops_what_had_started(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", FAILING_START, str(free_port())], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", FAILING_START, str(free_port()), str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "start-up failed: the credential rotator failed" in done.stdout
