@@ -47,6 +47,7 @@ from local_stack.aws_world import (
     providers_config,
     upload_samples,
 )
+from local_stack.cognito import NO_GROUP_USER, SAMPLE_GROUPS, CognitoIssuer, create_issuer, sample_user
 from local_stack.processes import api_argv, base_env, start_process, stop_process, wait_until_healthy
 from providers.models import owner_of, parse_providers
 
@@ -159,7 +160,7 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
 
     edl, edl_password = _start_earthdata(stack, world)
     world.put_secret(EARTHDATA_LOGIN_SECRET, {"username": EARTHDATA_USER, "password": edl_password})
-    providers_json = json.dumps(providers_config(world, earthdata_url=edl.base_url))
+    providers_json = json.dumps(_restricted(providers_config(world, earthdata_url=edl.base_url)))
     _create_provider_secrets(world, providers_json)
     steps.done(
         f"Earthdata Login emulator ready (DEVELOPMENT TOOL, mints moto STS credentials per DAAC): {edl.base_url}"
@@ -174,6 +175,13 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
         f"{options.rotate_every:.0f} s"
     )
 
+    issuer = create_issuer(world)
+    token_files = _write_tokens(issuer, options.stack_dir / "tokens")
+    steps.done(
+        f"token issuer ready (moto Cognito user pool {issuer.pool_id}); provider {RESTRICTED_PROVIDER!r} is "
+        f"restricted to the group {RESTRICTED_GROUP!r}"
+    )
+
     if options.pgstac:
         db_env, db_state = _start_pgstac(stack, samples, logs, steps)
     else:
@@ -184,10 +192,13 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
         **world.assume("raster-lambda", session_name="raster-api").env(),
         "PROVIDERS_CONFIG": providers_json,
         "RASTER_API_VIEWER_SAMPLES": json.dumps(_viewer_samples(providers_json, samples)),
+        "RASTER_API_DOWNLOAD_ROLE_ARN": world.role_arns["raster-download"],
+        **issuer.api_env(),
         **db_env,
     }
     api = _serve(stack, env, options, logs, steps)
     _print_urls(options.port, samples, providers_json, edl.base_url, db_state)
+    _print_sign_in(options.port, token_files)
     if options.state_file:
         state = {
             "api": f"http://{HOST}:{options.port}",
@@ -197,10 +208,44 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
             "earthdata": edl.base_url,
             "providers": json.loads(providers_json),
             "samples": samples,
+            "tokens": {user: str(path) for user, path in token_files.items()},
             **db_state,
         }
         _write_state(stack, options.state_file, world, state)
     return api
+
+
+RESTRICTED_PROVIDER = "partner"
+RESTRICTED_GROUP = SAMPLE_GROUPS[0]
+
+
+def _restricted(providers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The partner's data is for its group only, so the sign-in path can be tried locally."""
+    return [{**p, "access": [RESTRICTED_GROUP]} if p["name"] == RESTRICTED_PROVIDER else p for p in providers]
+
+
+def _write_tokens(issuer: CognitoIssuer, directory: Path) -> dict[str, Path]:
+    """One ID token per sample user, in files only this user can read (bearer tokens are never printed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    files = {}
+    for user in (sample_user(RESTRICTED_GROUP), NO_GROUP_USER):
+        path = directory / f"{user}.jwt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(issuer.id_token(user))
+        files[user] = path
+    return files
+
+
+def _print_sign_in(port: int, token_files: dict[str, Path]) -> None:
+    member, visitor = (token_files[u] for u in (sample_user(RESTRICTED_GROUP), NO_GROUP_USER))
+    say(f"sign-in:   provider {RESTRICTED_PROVIDER!r} needs a token of group {RESTRICTED_GROUP!r} (valid 1 hour):")
+    say(f"           member: {member}  no group: {visitor}")
+    say(
+        f'           paste one into the viewer\'s sign-in box, or: curl -H "Authorization: Bearer $(cat {member})" '
+        f"http://{HOST}:{port}/providers"
+    )
 
 
 def _start_earthdata(stack: ExitStack, world: AwsWorld) -> tuple[Any, str]:

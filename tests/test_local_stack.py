@@ -105,11 +105,18 @@ def _owner(state: dict[str, Any], bucket: str) -> str:
 @pytest.mark.parametrize("bucket", sorted(SAMPLE_BASES))
 def test_serves_a_tile_of_each_providers_sample(stack: RunningStack, bucket: str) -> None:
     tile = morecantile.tms.get("WebMercatorQuad").tile(*CENTER, 8)
-    response = requests.get(
-        f"{stack.api}/cog/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png",
-        params={"url": stack.state["samples"][bucket], "provider": _owner(stack.state, bucket)},
-        timeout=60,
-    )
+    url = f"{stack.api}/cog/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png"
+    params = {"url": stack.state["samples"][bucket], "provider": _owner(stack.state, bucket)}
+    headers = {}
+    restricted = next(p for p in stack.state["providers"] if p["name"] == params["provider"]).get("access")
+    if restricted not in (None, "public"):
+        # The local stack's restricted provider: anonymous callers are asked to sign in, its group's user reads.
+        anonymous = requests.get(url, params=params, timeout=60)
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.headers["X-Cache-Status"] == "MISS"
+        token = Path(stack.state["tokens"]["partner-analysts-user"]).read_text()
+        headers = {"Authorization": f"Bearer {token}"}
+    response = requests.get(url, params=params, headers=headers, timeout=60)
     assert response.status_code == 200, response.text
     assert response.headers["X-Cache-Status"] == "MISS"
     image = np.asarray(Image.open(io.BytesIO(response.content)))
