@@ -15,6 +15,7 @@ reachable only through the distribution (where the cache policy, WAF and TLS pol
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ORIGIN_VERIFY_HEADER = b"x-origin-verify"
+logger = logging.getLogger(__name__)
 
 
 def _split_host(value: str) -> tuple[str, str | None]:
@@ -70,16 +72,15 @@ def _lambda_domain(scope: Scope) -> str | None:
 
 
 def _addressed_to(scope: Scope, scheme: str, host: str) -> Scope:
+    """`scope`, changed in place: outer middleware (the access log) reads what the router adds to it later."""
     headers = [(k, v) for k, v in scope.get("headers", []) if k not in (b"host", b"x-forwarded-host")]
     headers.append((b"host", host.encode("latin-1")))
     hostname, port = _split_host(host)
     default_port = 443 if scheme == "https" else 80
-    return {
-        **scope,
-        "scheme": scheme,
-        "headers": headers,
-        "server": (hostname.strip("[]"), int(port) if port else default_port),
-    }
+    scope["scheme"] = scheme
+    scope["headers"] = headers
+    scope["server"] = (hostname.strip("[]"), int(port) if port else default_port)
+    return scope
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,19 @@ class OriginVerifyMiddleware:
     secret: OriginSecret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.secret.matches(_header(scope, ORIGIN_VERIFY_HEADER)):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            verified = self.secret.matches(_header(scope, ORIGIN_VERIFY_HEADER))
+        except Exception as exc:  # Secrets Manager unreachable: refuse, without a 500
+            logger.warning("origin secret unavailable: %s", type(exc).__name__)
+            body = {"detail": "origin verification is unavailable; retry later", "request_id": None}
+            await JSONResponse(body, status_code=503, headers={"Cache-Control": "no-store", "Retry-After": "30"})(
+                scope, receive, send
+            )
+            return
+        if not verified:
             body = {
                 "detail": "requests must come through the CDN: the x-origin-verify header is missing or wrong",
                 "request_id": scope.get("state", {}).get("request_id"),

@@ -80,7 +80,7 @@ def test_providers_lists_each_provider_with_credential_health(api_client):
 def test_unknown_provider_detail_is_404(api_client):
     response = api_client.get("/providers/nope")
     assert response.status_code == 404
-    assert "known providers: daac-a, daac-b, own, partner" in response.json()["detail"]
+    assert response.json()["detail"] == "unknown provider 'nope'"
 
 
 def test_invalid_providers_config_fails_start_up(api_env, monkeypatch):

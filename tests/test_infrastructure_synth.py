@@ -165,6 +165,7 @@ def test_rotator_handler_imports_from_its_asset_alone(cloud_assembly: Path) -> N
 
 def test_raster_handler_serves_from_its_asset_alone(cloud_assembly: Path) -> None:
     asset, env = lambda_assets(cloud_assembly)["raster_api.handler.handler"]
+    env.pop("RASTER_API_ORIGIN_VERIFY_SECRET_ID")  # no Secrets Manager here (its check has its own tests)
     events = [http_api_event("/healthz", {}), http_api_event("/api", {})]  # /api: every route's schema
     result = import_in_clean_interpreter(asset, "raster_api.handler", env, events)
     assert result.returncode == 0, result.stderr[-3000:]
