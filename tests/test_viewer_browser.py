@@ -651,6 +651,7 @@ def member_visit(browser: Browser, partner_link: str, issuer: CognitoIssuer) -> 
         _sign_in(page, token)
         _wait_for_map(page)
         seen.map_png = page.locator("#map").screenshot()
+        _screenshot(page, "viewer-signin.png", "#panel h1")
         seen.texts["status"] = page.inner_text("#status")
         seen.texts["signed_in_as"] = page.inner_text("#signed-in-as")
         seen.values["providers"] = _providers_listed(page)
