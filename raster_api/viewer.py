@@ -7,6 +7,11 @@ query string so a link reopens it. All of it is `static/viewer.js` calling this 
 work with no internet (and so no CDN): Leaflet's script and style come from the `xstatic-leaflet` package and are
 served by this API, histograms and the colormap strip are drawn on canvases, and there is no external basemap.
 
+With an issuer configured (`RASTER_API_AUTH_ISSUER`) the page has a sign-in box: the user pastes a bearer token,
+which the script keeps in `sessionStorage` (this tab only, never in the address bar) and sends as `Authorization` on
+its JSON requests and as `access_token` on tile URLs. Without an issuer every caller is anonymous, so the box is left
+out rather than offered for nothing.
+
 Samples are configuration (`RASTER_API_VIEWER_SAMPLES`, a JSON list of `{"url", "provider"?, "title"?}`), so the
 local stack can offer its sample COGs while a deployment offers none or its own.
 """
@@ -68,8 +73,14 @@ def viewer_page(request: Request) -> HTMLResponse:
             "viewer_css": request.url_for(VIEWER_STATIC_ROUTE, path="viewer.css").path,
             "api_root": request.scope.get("root_path", "").rstrip("/"),
             "colormaps": COLORMAPS,
+            "sign_in": _issuer_configured(request),
         },
     )
+
+
+def _issuer_configured(request: Request) -> bool:
+    verifier = getattr(request.app.state, "token_verifier", None)
+    return bool(verifier is not None and verifier.configured)
 
 
 @router.get("/viewer/samples", response_model=list[ViewerSample], summary="Sample COGs offered by the viewer")

@@ -4,7 +4,9 @@ Each fixture is one visit a publisher would make: open `/` and look, open a shar
 a COG, paste a URL with the wrong provider. The tests then check what that publisher would notice: the map shows the
 image without a click, the link reproduces the view (asserted on the tile URLs the page requests), the COG check names
 the problem, the histogram is drawn, a click tells the pixel's value, a refusal is explained in words, nothing left
-127.0.0.1 and the console stayed clean.
+127.0.0.1 and the console stayed clean. A second API, with moto's Cognito as the issuer and provider `partner`
+restricted to the group `partner-analysts`, is visited signed out, signed in as a member, signed in as a user in no
+group and with an expired token.
 
 With `VIEWER_SCREENSHOTS=DIR` the visits also write the screenshots shown in the README (`docs/viewer-*.png`).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from moto.utilities.utils import load_resource
 from PIL import Image
 from playwright.sync_api import Browser, Page, Request, Route
 
@@ -34,6 +40,7 @@ from local_stack.aws_world import (
     free_port,
     providers_config,
 )
+from local_stack.cognito import NO_GROUP_USER, CognitoIssuer, sample_user
 from local_stack.processes import api_argv, base_env, start_process, stop_process, wait_until_healthy
 from local_stack.samples import expected_value
 
@@ -76,6 +83,39 @@ class Visit:
     map_png: bytes = b""
     histogram_colours: int = 0
     strip_colours: int = 0
+    all_console: list[str] = field(default_factory=list)
+    storage: dict[str, str | None] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+
+
+def _serve_api(
+    world: AwsWorld, keys: Keys, providers: list[dict], samples: list[dict], extra: dict[str, str], log_dir: Path
+) -> Iterator[str]:
+    env = {
+        **base_env(),
+        **world.endpoint_env(),
+        **keys.env(),
+        "PROVIDERS_CONFIG": json.dumps(providers),
+        "RASTER_API_VIEWER_SAMPLES": json.dumps(samples),
+        **extra,
+    }
+    port = free_port()
+    log = open(log_dir / "api.log", "wb")  # noqa: SIM115
+    proc = start_process(api_argv(port, log_level="warning"), env, log)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def _samples(sample_urls: dict[str, str]) -> list[dict]:
+    return [
+        {"url": sample_urls[OWN_BUCKET], "provider": "own", "title": "own sample"},
+        {"url": sample_urls[PARTNER_BUCKET], "provider": "partner", "title": "partner sample"},
+        {"url": NON_COG_URL, "provider": "own", "title": "not a COG"},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -86,27 +126,14 @@ def viewer_url(
     lambda_keys: Keys,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    samples = [
-        {"url": sample_urls[OWN_BUCKET], "provider": "own", "title": "own sample"},
-        {"url": sample_urls[PARTNER_BUCKET], "provider": "partner", "title": "partner sample"},
-        {"url": NON_COG_URL, "provider": "own", "title": "not a COG"},
-    ]
-    env = {
-        **base_env(),
-        **aws_world.endpoint_env(),
-        **lambda_keys.env(),
-        "PROVIDERS_CONFIG": json.dumps(providers_config(aws_world)),
-        "RASTER_API_VIEWER_SAMPLES": json.dumps(samples),
-    }
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("viewer") / "api.log", "wb")  # noqa: SIM115
-    proc = start_process(api_argv(port, log_level="warning"), env, log)
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        stop_process(proc)
-        log.close()
+    yield from _serve_api(
+        aws_world,
+        lambda_keys,
+        providers_config(aws_world),
+        _samples(sample_urls),
+        {},
+        tmp_path_factory.mktemp("viewer"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +166,7 @@ def _open(browser: Browser, address: str, seen: Visit, stub: Callable[[Page], No
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.route("**/*", only_loopback)
     page.on("console", lambda msg: seen.console_errors.append(msg.text) if msg.type == "error" else None)
+    page.on("console", lambda msg: seen.all_console.append(msg.text))
     page.on("pageerror", lambda exc: seen.page_errors.append(str(exc)))
     page.on("request", lambda r: seen.tile_requests.append(r.url) if "/cog/tiles/" in r.url else None)
     page.on("response", lambda r: seen.tile_statuses.append(r.status) if "/cog/tiles/" in r.url else None)
@@ -198,6 +226,7 @@ def opening_visit(browser: Browser, viewer_url: str) -> Visit:
         seen.values["tilejson_url"] = page.input_value("#tilejson-url")
         seen.values["share_url"] = page.input_value("#share-url")
         seen.values["raw_open"] = str(page.locator("#raw").get_attribute("open"))
+        seen.values["signin_boxes"] = str(page.locator("#signin").count())
         seen.histogram_colours = page.locator("canvas.histogram-canvas").first.evaluate(CANVAS_IS_DRAWN)
         seen.strip_colours = page.locator("#colormap-strip").evaluate(CANVAS_IS_DRAWN)
         seen.texts["popup"] = _click_image(page, (CLICK_COLUMN + 0.5) / 512)
@@ -404,6 +433,10 @@ def test_raw_json_is_collapsed(opening_visit: Visit) -> None:
     assert opening_visit.values["raw_open"] == "None"
 
 
+def test_without_an_issuer_there_is_no_sign_in_box(opening_visit: Visit) -> None:
+    assert opening_visit.values["signin_boxes"] == "0"
+
+
 # ---- a shared link -----------------------------------------------------------------------------------------------
 
 
@@ -517,4 +550,261 @@ def test_no_console_error(
     for visit in (wrong_provider_visit, missing_object_visit):
         # Chromium logs the refused fetches' status itself; the page must add no error of its own.
         assert visit.page_errors == []
+        assert [e for e in visit.console_errors if not e.startswith(RESOURCE_ERROR)] == []
+
+
+# ---- sign-in: an API with an issuer and a restricted provider -----------------------------------------------------
+
+MEMBER = sample_user("partner-analysts")
+TOKEN_KEY = "raster-api-token"
+STORAGE = "() => ({ session: sessionStorage.getItem('raster-api-token'), local: String(localStorage.length) })"
+# The key moto's Cognito signs with: the only way to hold a real-looking token that has already expired (moto's own
+# tokens live an hour), so the test needs no clock games.
+MOTO_KEY = RSAKey.import_key(load_resource("cognitoidp/resources/jwks-private.json"))
+
+
+@pytest.fixture(scope="module")
+def auth_viewer_url(
+    aws_world: AwsWorld,
+    sample_urls: dict[str, str],
+    provider_secrets: dict[str, str],
+    lambda_keys: Keys,
+    issuer: CognitoIssuer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    providers = providers_config(aws_world)
+    for provider in providers:
+        if provider["name"] == "partner":
+            provider["access"] = ["partner-analysts"]
+    yield from _serve_api(
+        aws_world,
+        lambda_keys,
+        providers,
+        _samples(sample_urls),
+        issuer.api_env(),
+        tmp_path_factory.mktemp("viewer-auth"),
+    )
+
+
+@pytest.fixture(scope="module")
+def partner_link(auth_viewer_url: str, sample_urls: dict[str, str]) -> str:
+    return f"{auth_viewer_url}?{urlencode({'url': sample_urls[PARTNER_BUCKET], 'provider': 'partner'})}"
+
+
+def _sign_in(page: Page, token: str) -> None:
+    page.fill("#token", token)
+    page.click("#signin-button")
+
+
+def _providers_listed(page: Page) -> str:
+    return " | ".join(page.locator("#provider option").all_inner_texts())
+
+
+def _record_auth_headers(token: str, seen: Visit) -> Callable[[Page], None]:
+    """Before the page loads: whether each `/providers` and `/cog/info.geojson` request carried the token."""
+
+    def listen(page: Page) -> None:
+        def record(request: Request) -> None:
+            path = urlsplit(request.url).path
+            if path in ("/providers", "/cog/info.geojson"):
+                sent = request.headers.get("authorization") == f"Bearer {token}"
+                seen.values[path] = seen.values.get(path, "") + ("T" if sent else "-")
+                seen.checks.setdefault("no JSON request has access_token", True)
+                seen.checks["no JSON request has access_token"] &= "access_token" not in _query(request.url)
+
+        page.on("request", record)
+
+    return listen
+
+
+def _no_token_shown(page: Page, token: str, seen: Visit) -> None:
+    """What a user could see or copy: the address bar, the fields, the page text, the console."""
+    shown = [page.url, page.input_value("#share-url"), page.input_value("#tile-url"), page.inner_text("body")]
+    seen.checks["token not shown"] = all(token not in text for text in shown)
+    seen.checks["token not on console"] = all(token not in text for text in seen.all_console)
+
+
+@pytest.fixture(scope="module")
+def signed_out_visit(browser: Browser, partner_link: str) -> Visit:
+    """Open a link to the restricted provider without signing in."""
+    seen = Visit()
+    page = _open(browser, partner_link, seen)
+    try:
+        page.wait_for_selector("#status.error")
+        seen.texts["status"] = page.inner_text("#status")
+        seen.values["providers"] = _providers_listed(page)
+        seen.values["layers"] = str(page.locator(".cog-layer").count())
+        seen.values["token_field"] = str(page.is_visible("#token"))
+    finally:
+        page.close()
+    return seen
+
+
+@pytest.fixture(scope="module")
+def member_visit(browser: Browser, partner_link: str, issuer: CognitoIssuer) -> Visit:
+    """Open the link, sign in as a member of the provider's group, look at the map, then sign out."""
+    token = issuer.id_token(MEMBER)
+    seen = Visit()
+    page = _open(browser, partner_link, seen, stub=_record_auth_headers(token, seen))
+    try:
+        page.wait_for_selector("#status.error")  # signed out: sign-in needed
+        _sign_in(page, token)
+        _wait_for_map(page)
+        seen.map_png = page.locator("#map").screenshot()
+        _screenshot(page, "viewer-signin.png", "#panel h1")
+        seen.texts["status"] = page.inner_text("#status")
+        seen.texts["signed_in_as"] = page.inner_text("#signed-in-as")
+        seen.values["providers"] = _providers_listed(page)
+        seen.values["page_url"] = page.url
+        seen.values["token_hint"] = str(page.is_visible("#tile-token-hint"))
+        tiles = list(seen.tile_requests)
+        seen.checks["tiles carry access_token"] = bool(tiles) and all(
+            _query(tile).get("access_token") == [token] for tile in tiles
+        )
+        seen.checks["session holds the token"] = page.evaluate(STORAGE) == {"session": token, "local": "0"}
+        _no_token_shown(page, token, seen)
+
+        page.click("#signout")
+        page.locator("#status", has_text="HTTP 401").wait_for()
+        seen.texts["signed_out_status"] = page.inner_text("#status")
+        seen.storage = page.evaluate(STORAGE)
+        seen.values["signed_out_providers"] = _providers_listed(page)
+        seen.values["signed_out_layers"] = str(page.locator(".cog-layer").count())
+        seen.values["token_field"] = str(page.is_visible("#token"))
+        page.wait_for_load_state("networkidle")
+    finally:
+        page.close()
+    return seen
+
+
+@pytest.fixture(scope="module")
+def visitor_visit(browser: Browser, partner_link: str, issuer: CognitoIssuer) -> Visit:
+    """Sign in as a user in no group: signed in, but not allowed to read the provider."""
+    token = issuer.id_token(NO_GROUP_USER)
+    seen = Visit()
+    page = _open(browser, partner_link, seen)
+    try:
+        page.wait_for_selector("#status.error")
+        _sign_in(page, token)
+        page.locator("#status", has_text="HTTP 403").wait_for()
+        seen.texts["status"] = page.inner_text("#status")
+        seen.texts["signed_in_as"] = page.inner_text("#signed-in-as")
+        seen.values["layers"] = str(page.locator(".cog-layer").count())
+        _no_token_shown(page, token, seen)
+    finally:
+        page.close()
+    return seen
+
+
+@pytest.fixture(scope="module")
+def expired_visit(browser: Browser, partner_link: str, issuer: CognitoIssuer) -> Visit:
+    """Sign in with a token that expired an hour ago (signed by the issuer's own key)."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer.issuer,
+        "sub": "expired-user",
+        "aud": issuer.client_id,
+        "iat": now - 7200,
+        "exp": now - 3600,
+        "cognito:username": MEMBER,
+        "cognito:groups": ["partner-analysts"],
+    }
+    token = jwt.encode({"alg": "RS256", "kid": "dummy"}, claims, MOTO_KEY)
+    seen = Visit()
+    page = _open(browser, partner_link, seen)
+    try:
+        page.wait_for_selector("#status.error")
+        _sign_in(page, token)
+        page.locator("#signin-status", has_text="refused").wait_for()
+        seen.texts["signin_status"] = page.inner_text("#signin-status")
+        seen.storage = page.evaluate(STORAGE)
+        seen.values["token_field"] = str(page.is_visible("#token"))
+        _no_token_shown(page, token, seen)
+        page.wait_for_load_state("networkidle")
+    finally:
+        page.close()
+    return seen
+
+
+def test_signed_out_the_page_says_sign_in_is_needed(signed_out_visit: Visit, sample_urls: dict[str, str]) -> None:
+    status = signed_out_visit.texts["status"]
+    assert f"Cannot open {sample_urls[PARTNER_BUCKET]} as partner." in status
+    assert (
+        "provider 'partner' is restricted: sign in and send a bearer token "
+        "(Authorization header, or access_token for tile URLs) (HTTP 401)."
+    ) in status
+    assert "Sign-in needed: sign in above as a user who may read provider 'partner'." in status
+    assert signed_out_visit.values["layers"] == "0"
+    assert signed_out_visit.values["token_field"] == "True"
+    # Restricted providers are listed only to those who may read them: the link's provider is kept, as not listed.
+    assert signed_out_visit.values["providers"] == (
+        "(owner of the bucket) | DAAC A (Earthdata) (daac-a) | DAAC B (Earthdata) (daac-b) | Our buckets (own) | "
+        "partner (not listed)"
+    )
+
+
+def test_signing_in_as_a_member_shows_the_restricted_tiles(member_visit: Visit, sample_urls: dict[str, str]) -> None:
+    pixels = np.asarray(Image.open(io.BytesIO(member_visit.map_png)).convert("RGB")).astype(float)
+    assert pixels.std() > 10, "the map area is blank"
+    assert member_visit.tile_statuses and set(member_visit.tile_statuses) == {200}
+    assert member_visit.texts["status"].startswith(f"Showing {sample_urls[PARTNER_BUCKET]} as partner.")
+    assert member_visit.texts["signed_in_as"] == f"Signed in as {MEMBER}."
+    assert "Partner account (partner)" in member_visit.values["providers"]  # the list was fetched again, signed in
+    assert member_visit.values["token_hint"] == "True"
+
+
+def test_the_token_goes_on_tiles_and_headers_never_in_the_address_bar(member_visit: Visit) -> None:
+    assert member_visit.checks == {
+        "no JSON request has access_token": True,
+        "tiles carry access_token": True,
+        "session holds the token": True,
+        "token not shown": True,
+        "token not on console": True,
+    }
+    # Signed out, signed in, signed out again: each time the provider list and the source are fetched anew.
+    assert member_visit.values["/providers"] == "-T-"
+    assert member_visit.values["/cog/info.geojson"] == "-T-"
+    assert "access_token" not in member_visit.values["page_url"]
+    assert _query(member_visit.values["page_url"])["provider"] == ["partner"]
+
+
+def test_signing_out_forgets_the_token(member_visit: Visit) -> None:
+    assert member_visit.storage == {"session": None, "local": "0"}
+    assert (
+        "Sign-in needed: sign in above as a user who may read provider 'partner'."
+        in (member_visit.texts["signed_out_status"])
+    )
+    assert "Partner account (partner)" not in member_visit.values["signed_out_providers"]
+    assert member_visit.values["signed_out_layers"] == "0"
+    assert member_visit.values["token_field"] == "True"
+
+
+def test_a_user_outside_the_group_is_told_the_provider_is_not_allowed(visitor_visit: Visit) -> None:
+    status = visitor_visit.texts["status"]
+    assert (
+        "provider 'partner' is restricted to the groups partner-analysts, and this caller is in none of them "
+        "(HTTP 403)."
+    ) in status
+    assert f"You are signed in as {NO_GROUP_USER}, but may not read provider 'partner'." in status
+    assert visitor_visit.texts["signed_in_as"] == f"Signed in as {NO_GROUP_USER}."
+    assert visitor_visit.values["layers"] == "0"
+    assert visitor_visit.checks == {"token not shown": True, "token not on console": True}
+
+
+def test_an_expired_token_is_refused_with_advice_to_sign_in_again(expired_visit: Visit) -> None:
+    assert expired_visit.texts["signin_status"] == (
+        "The API refused this token: token has expired. Get a new token and sign in again."
+    )
+    assert expired_visit.storage == {"session": None, "local": "0"}
+    assert expired_visit.values["token_field"] == "True"
+    assert expired_visit.checks == {"token not shown": True, "token not on console": True}
+
+
+def test_sign_in_visits_stay_on_loopback_and_add_no_console_error(
+    signed_out_visit: Visit, member_visit: Visit, visitor_visit: Visit, expired_visit: Visit
+) -> None:
+    for visit in (signed_out_visit, member_visit, visitor_visit, expired_visit):
+        assert visit.outside_requests == []
+        assert visit.page_errors == []
+        # Chromium logs the refused fetches' status itself (401/403 here); the page must add no error of its own.
         assert [e for e in visit.console_errors if not e.startswith(RESOURCE_ERROR)] == []

@@ -1,6 +1,9 @@
 // Publisher viewer: talks only to this API (same origin); Leaflet is served by the API too (no CDN, no basemap).
 // The view (provider, url, bands/expression, rescale, colormap) lives in the page's query string, with the API's own
 // parameter names, so a copied link reopens it and back/forward walk through what was looked at.
+// Restricted providers need a bearer token, pasted in the sign-in box (shown when the API has an issuer). The token
+// lives in sessionStorage only: never in the address bar or a shared link (history and links outlive the token and
+// travel to other people), never in localStorage (it would outlive the tab), never on the console.
 (function () {
   "use strict";
 
@@ -14,10 +17,13 @@
     validation: $("validation"), verdict: $("verdict"), messages: $("cog-messages"), advice: $("cog-advice"),
     facts: document.querySelector("#facts tbody"), histograms: $("histograms"), histogramList: $("histogram-list"),
     info: $("info"), stats: $("statistics"), validate: $("validate"),
-    shareUrl: $("share-url"), tileUrl: $("tile-url"), tilejsonUrl: $("tilejson-url"),
+    shareUrl: $("share-url"), tileUrl: $("tile-url"), tilejsonUrl: $("tilejson-url"), tokenHint: $("tile-token-hint"),
+    signin: $("signin"), signinForm: $("signin-form"), token: $("token"), signedIn: $("signed-in"),
+    signedInAs: $("signed-in-as"), signout: $("signout"), signinStatus: $("signin-status"),
   };
   const STATE_KEYS = ["url", "provider", "bidx", "expression", "rescale", "colormap_name"];
   const DEFAULT_COLORMAP = "viridis";
+  const TOKEN_KEY = "raster-api-token";
 
   let providers = [];
   let samples = [];
@@ -79,12 +85,25 @@
 
   // ---- API access ------------------------------------------------------------------------------------------------
   class ApiError extends Error {
-    constructor(status, detail, retryAfter) {
+    constructor(status, detail, retryAfter, authenticate) {
       super(detail);
       this.status = status;
       this.detail = detail;
       this.retryAfter = retryAfter;
+      // RFC 6750: a token that was sent and refused (expired, wrong issuer...) says `error="invalid_token"`; a
+      // missing one says only `Bearer realm=...`. The first needs a new token, the second a sign-in.
+      this.invalidToken = /error="invalid_token"/.test(authenticate || "");
     }
+  }
+
+  // Without a sign-in box (no issuer) nothing is sent, even if another page of this origin left a token behind.
+  function storedToken() { return els.signin ? sessionStorage.getItem(TOKEN_KEY) : null; }
+
+  function withToken(tileUrl) {
+    const t = storedToken();
+    // Leaflet loads tiles as <img>, which cannot send a header. String concatenation, not URL(): URL() would
+    // percent-encode the template's {z}/{x}/{y}.
+    return t ? `${tileUrl}${tileUrl.includes("?") ? "&" : "?"}access_token=${encodeURIComponent(t)}` : tileUrl;
   }
 
   function detailText(body, response) {
@@ -97,11 +116,15 @@
   }
 
   async function getJSON(path) {
-    const response = await fetch(root + path, { headers: { Accept: "application/json" } });
+    const headers = { Accept: "application/json" };
+    const t = storedToken();
+    if (t) headers.Authorization = `Bearer ${t}`;
+    const response = await fetch(root + path, { headers });
     let body = null;
     try { body = await response.json(); } catch (_) { body = null; }
     if (!response.ok) {
-      throw new ApiError(response.status, detailText(body, response), response.headers.get("Retry-After"));
+      throw new ApiError(response.status, detailText(body, response), response.headers.get("Retry-After"),
+        response.headers.get("WWW-Authenticate"));
     }
     return body;
   }
@@ -164,6 +187,22 @@
   function advice(err, state) {
     const bucket = (state.url.match(/^s3:\/\/([^/]+)/) || [])[1] || "";
     const who = state.provider ? `provider '${state.provider}'` : "the bucket's owner";
+    // The API names the provider it refused (also when the form left it to the bucket's owner).
+    const named = state.provider || (err.detail.match(/^provider '([^']+)'/) || [])[1] || "";
+    const listed = providers.some((p) => p.name === named);
+    if (err.status === 401 && err.invalidToken) {
+      return "The API no longer accepts your sign-in: sign out, then sign in again with a new token.";
+    }
+    if (err.status === 401) {
+      const whom = named ? `provider '${named}'` : who;
+      return els.signin ? `Sign-in needed: sign in above as a user who may read ${whom}.` : "This API needs a signed-in caller.";
+    }
+    if (err.status === 403 && storedToken() && named && !listed) {
+      // Restricted providers are listed only to those who may read them: a 403 for one that is not listed is the
+      // caller's group, not the provider's access to the bucket.
+      return `You are signed in${signedInName() ? ` as ${signedInName()}` : ""}, but may not read provider ` +
+        `'${named}'. Ask whoever runs this API to add you to one of its groups, or sign in as someone who is.`;
+    }
     if (err.status === 403) {
       const owner = bucket && ownerOf(bucket);
       if (owner && owner.name !== state.provider) {
@@ -207,8 +246,20 @@
   }
 
   async function loadProviders() {
-    providers = await getJSON("/providers");
-    for (const p of providers) els.provider.appendChild(option(p.name, p.title === p.name ? p.name : `${p.title} (${p.name})`));
+    let list;
+    try {
+      list = await getJSON("/providers");
+    } catch (err) {
+      if (!(err instanceof ApiError && err.invalidToken)) throw err;
+      // A token the API refuses (expired since it was stored, or pasted wrong) would fail every request: drop it,
+      // say why, and carry on signed out.
+      signOut(`The API refused this token: ${err.detail}. Get a new token and sign in again.`);
+      list = await getJSON("/providers");
+    }
+    providers = list;
+    // Rebuilt, not appended to: which restricted providers are listed depends on who is signed in.
+    els.provider.replaceChildren(option("", "(owner of the bucket)"),
+      ...providers.map((p) => option(p.name, p.title === p.name ? p.name : `${p.title} (${p.name})`)));
   }
 
   async function loadSamples() {
@@ -224,7 +275,8 @@
   function fillForm(state) {
     els.url.value = state.url;
     if (state.provider && !Array.from(els.provider.options).some((o) => o.value === state.provider)) {
-      els.provider.appendChild(option(state.provider, `${state.provider} (not configured)`));
+      // With sign-in, a provider missing from the list may be a restricted one this caller may not read.
+      els.provider.appendChild(option(state.provider, `${state.provider} (${els.signin ? "not listed" : "not configured"})`));
     }
     els.provider.value = state.provider;
     const sample = Array.from(els.sample.options).find((o) => o.value === state.url && o.dataset.provider === state.provider);
@@ -393,7 +445,8 @@
       // `bounds` keeps Leaflet from asking for tiles outside the image (which the API answers with 404).
       // 512-pixel tiles are shown at their size: tile zoom z covers map zoom z + 1.
       const offset = tilesizeOf(tj.tiles[0]) === 512 ? 1 : 0;
-      layer = L.tileLayer(tj.tiles[0], {
+      // The token goes on the layer's URLs only; the copyable tile URL below stays token-free.
+      layer = L.tileLayer(withToken(tj.tiles[0]), {
         bounds: L.latLngBounds([s, w], [n, e]), tileSize: 256 << offset, zoomOffset: -offset, minZoom: offset,
         maxNativeZoom: tj.maxzoom + offset, maxZoom: Math.max(tj.maxzoom + 4, 18), className: "cog-layer",
       });
@@ -401,6 +454,7 @@
       layer.addTo(map);
       if (outline) outline.bringToFront();
       els.tileUrl.value = tj.tiles[0];
+      if (els.tokenHint) els.tokenHint.hidden = !storedToken();
       els.tilejsonUrl.value = new URL(root + tilejsonPath, window.location.href).href;
       setStatus(`Showing ${state.url}${state.provider ? " as " + state.provider : ""}. Click the image for its values.`);
     } catch (err) {
@@ -612,6 +666,73 @@
     return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   }
 
+  // ---- sign-in -----------------------------------------------------------------------------------------------------
+  // The token's claims are read only to greet the user: the API verifies the signature, the page cannot and need not.
+  function signedInName() {
+    const t = storedToken();
+    if (!t) return "";
+    try {
+      const part = t.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const claims = JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "=")));
+      const name = claims["cognito:username"] || claims.username || claims.preferred_username || claims.email;
+      return typeof name === "string" ? name : "";
+    } catch (_) {
+      return "";
+    }
+  }
+
+  function showSignIn(message) {
+    if (!els.signin) return;
+    const signedIn = Boolean(storedToken());
+    els.signinForm.hidden = signedIn;
+    els.signedIn.hidden = !signedIn;
+    els.signedInAs.textContent = signedIn ? `Signed in${signedInName() ? ` as ${signedInName()}` : ""}.` : "";
+    els.signinStatus.textContent = message || "";
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showSignIn(message);
+  }
+
+  function startState() {
+    const state = readState();
+    if (!state.url && samples.length) {
+      const first = samples[0];
+      return { ...state, url: first.url, provider: first.provider || "", colormap_name: DEFAULT_COLORMAP };
+    }
+    return state;
+  }
+
+  // After sign-in or sign-out the providers this caller may see, and what the view can show, have changed.
+  async function refresh() {
+    try {
+      await loadProviders();
+    } catch (err) {
+      setStatus(err.message, "error");
+      return;
+    }
+    source = null;
+    applyState(startState());
+  }
+
+  if (els.signin) {
+    els.signinForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const value = els.token.value.trim().replace(/^Bearer\s+/i, "");
+      els.token.value = ""; // the field is not where the token is kept
+      if (!value) { showSignIn("Paste a token first."); return; }
+      sessionStorage.setItem(TOKEN_KEY, value);
+      showSignIn();
+      refresh();
+    });
+    els.signout.addEventListener("click", () => {
+      signOut();
+      refresh();
+    });
+    showSignIn();
+  }
+
   // ---- wiring ----------------------------------------------------------------------------------------------------
   function go(state) {
     remember(state, false);
@@ -664,13 +785,6 @@
   }
 
   Promise.all([loadProviders(), loadSamples()])
-    .then(() => {
-      let state = readState();
-      if (!state.url && samples.length) {
-        const first = samples[0];
-        state = { ...state, url: first.url, provider: first.provider || "", colormap_name: DEFAULT_COLORMAP };
-      }
-      applyState(state);
-    })
+    .then(() => applyState(startState()))
     .catch((err) => setStatus(err.message, "error"));
 })();
