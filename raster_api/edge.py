@@ -134,11 +134,12 @@ class OriginSecret:
     def matches(self, presented: str | None) -> bool:
         if self._value is None:
             self._reload()
-        if presented and self._value and hmac.compare_digest(presented.encode(), self._value.encode()):
+        if self._equals(presented):
             return True
-        if self.clock() - self._checked_at >= self.recheck_interval and self._reload():
-            return bool(presented and self._value and hmac.compare_digest(presented.encode(), self._value.encode()))
-        return False
+        return self.clock() - self._checked_at >= self.recheck_interval and self._reload() and self._equals(presented)
+
+    def _equals(self, presented: str | None) -> bool:
+        return bool(presented and self._value and hmac.compare_digest(presented.encode(), self._value.encode()))
 
     def _reload(self) -> bool:
         """Re-read the secret; True when it changed."""
