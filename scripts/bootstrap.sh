@@ -30,24 +30,21 @@ step() {
   fi
 }
 
-find_python312() {
-  for candidate in /root/.pyenv/versions/3.12.*/bin/python3.12 "$(command -v python3.12 || true)"; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ]; then echo "$candidate"; return 0; fi
-  done
-  return 1
-}
-
+# shellcheck source=scripts/python.sh
+. scripts/python.sh
 PY312=$(find_python312) || { log "Python 3.12 not found (looked under /root/.pyenv/versions/3.12.*)"; exit 1; }
 
-if ! "$PY312" -m uv --version >/dev/null 2>&1; then
-  step "uv installed into $PY312" "$PY312" -m pip install -q uv
+# Every Python package comes from uv.lock (exactly the versions the suite last passed with), installed by a pinned
+# uv; `bash scripts/upgrade.sh` is the deliberate step that moves them.
+if [ "$("$PY312" -m uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  step "uv $UV_VERSION installed into $PY312" "$PY312" -m pip install -q "uv==$UV_VERSION"
 fi
-if [ ! -x .venv/bin/python ]; then
-  step ".venv created with $PY312" "$PY312" -m uv venv -q -p "$PY312" .venv
-fi
-extras=api,rotator,test
-$run_only || extras=api,rotator,infra,test
-step "project installed into .venv (extras $extras)" "$PY312" -m uv pip install -q -p .venv/bin/python -e ".[$extras]"
+extras=(api rotator test)
+# --run-only leaves the CDK extra alone (installed or not) instead of removing it.
+sync_mode=(--inexact)
+$run_only || { extras+=(infra); sync_mode=(); }
+step "project and locked dependencies installed into .venv (extras ${extras[*]})" \
+  "$PY312" -m uv sync -q --locked --python "$PY312" "${extras[@]/#/--extra=}" "${sync_mode[@]}"
 
 apt_missing=()
 dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || apt_missing+=(postgresql-15-postgis-3)
@@ -76,8 +73,8 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
 fi
 
 if ! $run_only && [ -f package.json ] && command -v npm >/dev/null; then
-  if [ ! -d node_modules ] || [ package.json -nt node_modules ]; then
-    step "CDK CLI installed from package.json" npm install --no-audit --no-fund --loglevel=error
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+    step "CDK CLI installed from package-lock.json" npm ci --no-audit --no-fund --loglevel=error
     touch node_modules
   fi
 fi
