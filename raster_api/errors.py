@@ -101,6 +101,15 @@ class NotARaster(RasterApiError):
     """The object exists and was read, but GDAL cannot open it as a raster."""
 
 
+class CrsNotSupported(RasterApiError):
+    """The dataset has no CRS, or one that cannot be transformed to the CRS the request asks for (a Mars or a local
+    engineering CRS on a web map): the request cannot be answered from it."""
+
+
+class UnsupportedDataType(RasterApiError):
+    """The dataset's sample type cannot be turned into what the request asks for (complex samples; uint64 images)."""
+
+
 class UpstreamReadError(RasterApiError):
     """Any other failure reading from S3."""
 
@@ -127,6 +136,8 @@ RASTER_API_STATUS_CODES: dict[type[Exception], int] = {
     AccessRefused: status.HTTP_403_FORBIDDEN,
     CredentialsRejected: status.HTTP_502_BAD_GATEWAY,
     NotARaster: status.HTTP_400_BAD_REQUEST,
+    CrsNotSupported: status.HTTP_400_BAD_REQUEST,
+    UnsupportedDataType: status.HTTP_400_BAD_REQUEST,
     UpstreamReadError: status.HTTP_502_BAD_GATEWAY,
     NoPixel: status.HTTP_400_BAD_REQUEST,
     BadBandSelection: status.HTTP_400_BAD_REQUEST,
@@ -209,20 +220,34 @@ def error_text(exc: BaseException) -> str:
     return " | ".join(parts)
 
 
-def classify_s3_failure(exc: BaseException) -> S3Failure | None:
-    """Classify a rasterio/GDAL read error; None when it is not an I/O error at all."""
-    if not isinstance(exc, RasterioIOError):
-        return None
-    text = error_text(exc)
+def _classify_text(text: str) -> S3Failure:
     for failure, markers in _FAILURE_MARKERS:
         if any(marker in text for marker in markers):
             return failure
     return S3Failure.OTHER
 
 
-def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterApiError:
-    """The API error for a failed read of `url` with `provider`'s credentials (`raster_api.reading` raises it)."""
-    failure = classify_s3_failure(exc) or S3Failure.OTHER
+def classify_s3_failure(exc: BaseException) -> S3Failure | None:
+    """Classify a rasterio/GDAL read error; None when it is not an I/O error at all."""
+    if not isinstance(exc, RasterioIOError):
+        return None
+    return _classify_text(error_text(exc))
+
+
+def classify_s3_answer(code: str, http_status: int) -> S3Failure:
+    """Classify S3's own error answer to a request (its `Error/Code` and HTTP status)."""
+    failure = _classify_text(code)
+    if failure is S3Failure.OTHER:
+        failure = {403: S3Failure.REFUSED, 404: S3Failure.NOT_FOUND}.get(http_status, S3Failure.OTHER)
+    return failure
+
+
+def translate_read_error(
+    exc: BaseException, provider: str, url: str, failure: S3Failure | None = None
+) -> RasterApiError:
+    """The API error for a failed read of `url` with `provider`'s credentials (`raster_api.reading` raises it);
+    `failure` is what S3 answered the object itself, when that was asked (GDAL's words otherwise)."""
+    failure = failure or classify_s3_failure(exc) or S3Failure.OTHER
     if any(marker in error_text(exc) for marker in BAD_WINDOW_MARKERS):
         return NoPixel(NO_PIXEL)
     if failure is S3Failure.NOT_FOUND:
@@ -230,7 +255,10 @@ def translate_read_error(exc: BaseException, provider: str, url: str) -> RasterA
     if failure is S3Failure.REFUSED:
         return AccessRefused(f"S3 refused provider {provider!r} read access to {url}")
     if failure is S3Failure.NOT_RASTER:
-        return NotARaster(f"{url} (provider {provider!r}) is not a raster GDAL can read")
+        return NotARaster(
+            f"{url} (provider {provider!r}) is not a GeoTIFF: this API serves GeoTIFF/COG only, because other formats "
+            "(VRT, netCDF, HDF...) can make GDAL read objects other than the one requested"
+        )
     if failure is S3Failure.BAD_CREDENTIALS:
         return CredentialsRejected(f"S3 rejected the credentials of provider {provider!r} reading {url}")
     logger.warning("reading %s with provider %s failed: %s", url, provider, error_text(exc))

@@ -1,7 +1,11 @@
 """GDAL configuration for reading COGs from S3 on Lambda, in one place.
 
 These are titiler's recommended Lambda settings (few, large, merged range requests; no directory listing on open;
-bounded HTTP timeouts so a slow S3 never holds a Lambda until its own timeout). They are passed per request through
+bounded HTTP timeouts so a slow S3 never holds a Lambda until its own timeout), less its extension gate
+(`CPL_VSIL_CURL_ALLOWED_EXTENSIONS`): a key of any name is a dataset, and one without `.tif` must not read as "not
+found". `GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR` alone keeps GDAL from listing or probing sidecar files
+(`.ovr`, `.msk`, `.aux.xml`), so the first tile of a COG still costs the same few GETs; the price is that external
+overviews and masks are not used (README, "Fidelity"). They are passed per request through
 `rasterio.Env(**env)` together with the provider's session, never set process-wide, so nothing here can leak one
 provider's state into another's read.
 
@@ -37,7 +41,6 @@ def gdal_config(settings: GdalSettings | None = None) -> dict[str, str]:
         "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
         "VSI_CACHE": "TRUE",
         "VSI_CACHE_SIZE": "5000000",
-        "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": settings.allowed_extensions,
         "GDAL_HTTP_TIMEOUT": str(settings.http_timeout),
         "GDAL_HTTP_CONNECTTIMEOUT": str(settings.http_connect_timeout),
         "GDAL_HTTP_MAX_RETRY": str(settings.http_max_retry),

@@ -34,6 +34,7 @@ from titiler.core.dependencies import (
 from titiler.core.errors import BadRequestError
 
 from raster_api.errors import NO_PIXEL
+from raster_api.rendering import render_image
 from raster_api.settings import ApiSettings
 
 MAX_JSON_BYTES = 65_536
@@ -306,7 +307,8 @@ def process_dependency(
 
 
 def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
-    """The keyword arguments of `factory` (a titiler factory class) that take the dependencies above."""
+    """The keyword arguments of `factory` (a titiler factory class) that take the dependencies above (and the
+    renderer)."""
     preview, part, tile = _image_params(settings.max_image_size)
     slots: dict[str, Callable[..., Any]] = {
         "process_dependency": process_dependency,
@@ -317,6 +319,7 @@ def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
         "img_preview_dependency": preview,
         "img_part_dependency": part,
         "tile_dependency": tile,
+        "render_func": render_image,
     }
     accepted = attrs.fields_dict(factory)
     return {name: dependency for name, dependency in slots.items() if name in accepted}

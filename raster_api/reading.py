@@ -32,12 +32,23 @@ from typing import Any, cast
 import attr
 import numpy
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio._err import CPLE_NotSupportedError
+from rasterio.crs import CRS
+from rasterio.errors import CRSError, RasterioIOError
+from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import Reader
 
 from raster_api import gdal
 from raster_api.auth import Caller, authorize
-from raster_api.errors import BadBandSelection, S3Failure, classify_s3_failure, translate_read_error
+from raster_api.credentials import AwsCredentials
+from raster_api.errors import (
+    BadBandSelection,
+    CrsNotSupported,
+    S3Failure,
+    UnsupportedDataType,
+    classify_s3_failure,
+    translate_read_error,
+)
 from raster_api.routing import ProviderRouter, ResolvedRead
 
 # The formats a dataset may be: GeoTIFF (COGs) names no other file it would make GDAL open.
@@ -114,27 +125,35 @@ class ReadScope:
         return ResolvedRead(provider, location)
 
     def open(self, read: ResolvedRead, stack: ExitStack, opener: Callable[[str], Any] = rasterio.open) -> Any:
-        """`opener(gdal_path)` inside the provider's env (kept on `stack`), retried once with fresh credentials."""
+        """`opener(gdal_path)` inside the provider's env (kept on `stack`), retried once with fresh credentials when
+        S3 refused the object itself."""
         self.log.add(read)
         provider, path = read.provider, read.gdal_path
         credentials = self.router.credentials(provider)
-        stack.enter_context(rasterio.Env(**self.router.gdal_env(provider, credentials)))
-        try:
+        for attempt in (1, 2):
+            stack.enter_context(rasterio.Env(**self.router.gdal_env(provider, credentials)))
             try:
                 return opener(path)
             except RasterioIOError as exc:
-                if classify_s3_failure(exc) not in RETRYABLE:
-                    raise
-                fresh = self.router.force_refresh(provider)
-                if fresh == credentials:
-                    raise  # nothing new to try (or refreshed too recently): S3's answer stands
-                gdal.invalidate_path(path)
-                stack.enter_context(rasterio.Env(**self.router.gdal_env(provider, fresh)))
-                return opener(path)
-        except RasterioIOError as exc:
-            if classify_s3_failure(exc) in RETRYABLE:
-                self.log.add_refusal(provider.name)
-            raise translate_read_error(exc, read.provider.name, read.url) from exc
+                failure = self._failure(read, exc, credentials)
+                if failure in RETRYABLE and attempt == 1:
+                    fresh = self.router.force_refresh(provider)
+                    if fresh != credentials:  # else nothing new to try (or refreshed too recently): S3's answer stands
+                        gdal.invalidate_path(path)
+                        credentials = fresh
+                        continue
+                if failure in RETRYABLE:
+                    self.log.add_refusal(provider.name)
+                raise translate_read_error(exc, provider.name, read.url, failure) from exc
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _failure(self, read: ResolvedRead, exc: RasterioIOError, credentials: AwsCredentials | None) -> S3Failure:
+        """Why the open failed. A refusal in GDAL's words may be a follow-up request's (see
+        `ProviderRouter.object_failure`): the object's own answer decides, and a readable object is no refusal."""
+        failure = classify_s3_failure(exc) or S3Failure.OTHER
+        if failure in RETRYABLE:
+            failure = self.router.object_failure(read, credentials) or S3Failure.OTHER
+        return failure
 
     def reader(self, collection: str | None = None) -> Callable[..., ProviderReader]:
         """A reader factory for rio-tiler's multi-asset readers (`_get_reader`): `factory(href, **options)`."""
@@ -147,6 +166,17 @@ class ReadScope:
 
 
 BAND_NAME = re.compile(r"\bb(\d+)\b")
+WKT_NAME = re.compile(r'^\w+\["([^"]{1,80})"')
+
+
+def _crs_name(crs: CRS | None) -> str:
+    """`EPSG:3857`, or the name a WKT gives (`Mars (2015) - Sphere / Ocentric`), for a message."""
+    if crs is None:
+        return "none"
+    if authority := crs.to_authority():
+        return ":".join(authority)
+    match = WKT_NAME.match(crs.to_wkt())
+    return repr(match.group(1)) if match else "a custom CRS"
 
 
 # What numexpr (rio-tiler's evaluator) accepts besides band names.
@@ -240,7 +270,8 @@ class ProviderReader(Reader):
     # part; preview and statistics call read): the bands and nodata asked for are checked there against the dataset.
     def part(self, *args: Any, **kwargs: Any) -> Any:
         self._check_request(kwargs)
-        return super().part(*args, **kwargs)
+        with self._placed(kwargs.get("dst_crs") or kwargs.get("bounds_crs") or WGS84_CRS):
+            return super().part(*args, **kwargs)
 
     def read(self, *args: Any, **kwargs: Any) -> Any:
         self._check_request(kwargs)
@@ -248,11 +279,46 @@ class ProviderReader(Reader):
 
     def point(self, *args: Any, **kwargs: Any) -> Any:
         self._check_request(kwargs)
-        return super().point(*args, **kwargs)
+        with self._placed(kwargs.get("coord_crs") or WGS84_CRS):
+            return super().point(*args, **kwargs)
+
+    def tile(self, *args: Any, **kwargs: Any) -> Any:
+        # Whether the tile exists is decided in the tile matrix set's CRS, before `part`.
+        with self._placed(self.tms.rasterio_crs, f"tile matrix set {self.tms.id!r}"):
+            return super().tile(*args, **kwargs)
+
+    def info(self) -> Any:
+        with self._placed(None):
+            return super().info()
+
+    @contextmanager
+    def _placed(self, target: CRS | None, name: str | None = None) -> Iterator[None]:
+        """Answer the transformations a dataset's CRS cannot make (no CRS; Mars or a local engineering CRS on a web
+        map) with a 400 naming the object and both CRSs; GDAL/PROJ raise them as `CRSError`/`CPLE_NotSupportedError`."""
+        if self.crs is None:
+            raise CrsNotSupported(
+                f"{self.resolved.url} (provider {self.resolved.provider.name!r}) has no coordinate reference system, "
+                "so it cannot be placed on a map"
+            )
+        try:
+            yield
+        except (CRSError, CPLE_NotSupportedError) as exc:
+            if "coordinate operation" not in str(exc):
+                raise
+            wanted = f"{name} ({_crs_name(target)})" if name else _crs_name(target)
+            raise CrsNotSupported(
+                f"the CRS of {self.resolved.url} (provider {self.resolved.provider.name!r}), {_crs_name(self.crs)}, "
+                f"cannot be transformed to {wanted}"
+            ) from None
 
     def _check_request(self, kwargs: dict[str, Any]) -> None:
-        """`bidx`/`expression` bands that exist and a `nodata` the dataset's type can hold, else a 400."""
+        """Real-valued samples, `bidx`/`expression` bands that exist and a `nodata` the dataset's type can hold, else a
+        400."""
         dataset = cast(Any, self.dataset)  # always open here: __attrs_post_init__ opened it
+        if numpy.dtype(dataset.dtypes[0]).kind == "c":
+            raise UnsupportedDataType(
+                f"{self.resolved.url} holds {dataset.dtypes[0]} (complex) samples: this API reads real values only"
+            )
         count = dataset.count
         indexes = kwargs.get("indexes")
         wanted = [indexes] if isinstance(indexes, int) else list(indexes or [])

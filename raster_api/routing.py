@@ -20,19 +20,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from rasterio.session import AWSSession
 
 from providers import Provider, ProviderKind, S3Location, parse_s3_url
+from providers.aws import client, client_config
 from providers.daacs import url_origin
 from providers.models import owner_of
 from providers.s3 import InvalidS3Location
 from raster_api import gdal
 from raster_api.credentials import AwsCredentials, CredentialCache, CredentialHealth
-from raster_api.errors import BucketNotServed, InvalidDatasetUrl, UnknownProvider
-from raster_api.settings import GdalSettings, Settings
+from raster_api.errors import BucketNotServed, InvalidDatasetUrl, S3Failure, UnknownProvider, classify_s3_answer
+from raster_api.settings import CredentialSettings, GdalSettings, Settings
 
 
 def _shown(url: str, limit: int = 200) -> str:
@@ -63,6 +68,56 @@ class ResolvedRead:
         return self.location.url
 
 
+class _ProviderSession:
+    """A provider's key set as GDAL (`rasterio`'s `AWSSession`) and boto3 (an S3 client, built when first asked) use
+    it; `credentials` None is an unsigned provider."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        credentials: AwsCredentials | None,
+        settings: CredentialSettings,
+        gdal_config: dict[str, str],
+    ) -> None:
+        self.provider = provider
+        self.credentials = credentials
+        self.settings = settings
+        self.gdal_config = gdal_config
+        if credentials is None:
+            self.gdal = AWSSession(aws_unsigned=True, region_name=provider.region)
+        else:
+            self.gdal = AWSSession(
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+                aws_session_token=credentials.session_token,
+                region_name=provider.region,
+                requester_pays=provider.requester_pays,
+            )
+
+    @cached_property
+    def s3(self) -> Any:
+        """A boto3 S3 client that asks the S3 GDAL asks (`AWS_S3_ENDPOINT`, `AWS_HTTPS`, `AWS_VIRTUAL_HOSTING`), with
+        these keys."""
+        s = self.settings
+        config = client_config(s.aws_connect_timeout, s.aws_read_timeout, s.aws_max_attempts)
+        extra: dict[str, Any] = {}
+        # GDAL's default endpoint, not boto3's `AWS_ENDPOINT_URL`: the answer must come from where GDAL read.
+        endpoint = self.gdal_config.get("AWS_S3_ENDPOINT") or f"s3.{self.provider.region}.amazonaws.com"
+        scheme = "http" if self.gdal_config.get("AWS_HTTPS", "YES").upper() in ("NO", "FALSE", "OFF") else "https"
+        extra["endpoint_url"] = f"{scheme}://{endpoint}"
+        if self.gdal_config.get("AWS_VIRTUAL_HOSTING", "TRUE").upper() in ("NO", "FALSE", "OFF"):
+            config = config.merge(Config(s3={"addressing_style": "path"}))
+        if self.credentials is None:
+            config = config.merge(Config(signature_version=UNSIGNED))
+        else:
+            extra.update(
+                aws_access_key_id=self.credentials.access_key_id,
+                aws_secret_access_key=self.credentials.secret_access_key,
+                aws_session_token=self.credentials.session_token,
+            )
+        return client("s3", region=self.provider.region, config=config, **extra)
+
+
 class ProviderRouter:
     """Routes reads to providers and hands out each provider's GDAL environment."""
 
@@ -72,7 +127,7 @@ class ProviderRouter:
         self.providers: dict[str, Provider] = {p.name: p for p in providers}
         self.credential_cache = credentials
         self.gdal_config = gdal.gdal_config(gdal_settings)
-        self._sessions: dict[str, tuple[AwsCredentials | None, AWSSession]] = {}
+        self._sessions: dict[str, _ProviderSession] = {}
         self._sessions_lock = threading.Lock()
 
     @classmethod
@@ -181,7 +236,7 @@ class ProviderRouter:
         """
         provider = self._provider(provider)
         creds = self.credentials(provider) if isinstance(credentials, _Current) else credentials
-        env: dict[str, Any] = {**self.gdal_config, "session": self._session(provider, creds)}
+        env: dict[str, Any] = {**self.gdal_config, "session": self._session(provider, creds).gdal}
         env["AWS_REGION"] = provider.region
         if creds is None:
             # GDAL ignores any key (from the environment too) when told not to sign.
@@ -192,24 +247,40 @@ class ProviderRouter:
             env["AWS_REQUEST_PAYER"] = "requester"
         return env
 
-    def _session(self, provider: Provider, creds: AwsCredentials | None) -> AWSSession:
-        """One `AWSSession` per provider and key set (building a boto3 session per tile would be wasteful)."""
+    def _session(self, provider: Provider, creds: AwsCredentials | None) -> _ProviderSession:
+        """One session per provider and key set (building a boto3 session per tile would be wasteful)."""
         cached = self._sessions.get(provider.name)
-        if cached is not None and cached[0] == creds:
-            return cached[1]
-        if creds is None:
-            session = AWSSession(aws_unsigned=True, region_name=provider.region)
-        else:
-            session = AWSSession(
-                aws_access_key_id=creds.access_key_id,
-                aws_secret_access_key=creds.secret_access_key,
-                aws_session_token=creds.session_token,
-                region_name=provider.region,
-                requester_pays=provider.requester_pays,
-            )
+        if cached is not None and cached.credentials == creds:
+            return cached
+        session = _ProviderSession(provider, creds, self.credential_cache.settings, self.gdal_config)
         with self._sessions_lock:
-            self._sessions[provider.name] = (creds, session)
+            self._sessions[provider.name] = session
         return session
+
+    def object_failure(self, read: ResolvedRead, credentials: AwsCredentials | None) -> S3Failure | None:
+        """What S3 answers a GET of the object's first byte with these credentials; None when it is readable.
+
+        GDAL reports the error of its *last* request, which need not be the object's: GDAL 3.12 follows a `NoSuchKey`
+        with a listing probe (`?delimiter=/&prefix=<key>/`), which keys without `s3:ListBucket` get refused. A
+        missing object must read as missing, and only a refusal of the object itself may force a credential refresh.
+        A ranged GET rather than `HeadObject`: it is the request GDAL makes, and the permission `s3:GetObject` covers.
+        """
+        provider = read.provider
+        extra = {"RequestPayer": "requester"} if provider.requester_pays else {}
+        try:
+            answer = self._session(provider, credentials).s3.get_object(
+                Bucket=read.location.bucket, Key=read.location.key, Range="bytes=0-0", **extra
+            )
+            answer["Body"].close()
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            http_status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if http_status == 416:  # an empty object exists
+                return None
+            return classify_s3_answer(str(error.get("Code", "")), http_status)
+        except BotoCoreError:
+            return S3Failure.OTHER
+        return None
 
     # -- health -----------------------------------------------------------------------------------------------
 

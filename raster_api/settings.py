@@ -175,7 +175,6 @@ class GdalSettings(BaseSettings):
     http_timeout: int = Field(default=20, ge=1)
     http_connect_timeout: int = Field(default=5, ge=1)
     http_max_retry: int = Field(default=2, ge=0)
-    allowed_extensions: str = ".tif,.TIF,.tiff,.TIFF"
 
 
 class ProvidersSettings(BaseSettings):

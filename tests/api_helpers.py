@@ -10,6 +10,11 @@ from rasterio.io import MemoryFile
 from local_stack.aws_world import SAMPLE_BASES
 
 WEB_MERCATOR = tms_registry.get("WebMercatorQuad")
+# Why an object that is not a GeoTIFF is refused (the end of the 400's detail).
+NOT_GEOTIFF_REASON = (
+    "this API serves GeoTIFF/COG only, because other formats (VRT, netCDF, HDF...) can make GDAL read objects other "
+    "than the one requested"
+)
 # A tile fully inside every sample (bounds -120..-119, 34..35).
 TILE_Z = 10
 TILE_X, TILE_Y = WEB_MERCATOR.tile(-119.6, 34.5, TILE_Z)[:2]

@@ -1,9 +1,11 @@
 """Every way a request can fail answers with the right status and a message naming provider and object."""
 
+from urllib.parse import quote
+
 import pytest
 
 from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET, SAMPLE_KEYS
-from tests.api_helpers import TILE_Z, assert_tile_from, decode_image, tile_path
+from tests.api_helpers import NOT_GEOTIFF_REASON, TILE_Z, assert_tile_from, decode_image, tile_path
 
 
 def test_unknown_provider_is_400_listing_known_names(api_client, sample_urls):
@@ -287,11 +289,33 @@ def test_algorithm_output_that_cannot_be_rendered_is_400_and_rescale_renders_it(
     assert decode_image(response.content)[0].any()
 
 
-def test_object_that_is_not_a_raster_is_400(api_client, aws_world):
+def test_object_that_is_not_a_geotiff_is_400_saying_only_geotiff_is_served(api_client, aws_world):
     aws_world.put_object(OWN_BUCKET, "api-tests/notes.tif", b"these are meeting notes, not a GeoTIFF")
     response = api_client.get("/cog/info", params={"url": f"s3://{OWN_BUCKET}/api-tests/notes.tif"})
     assert response.status_code == 400
     assert (
         response.json()["detail"]
-        == f"s3://{OWN_BUCKET}/api-tests/notes.tif (provider 'own') is not a raster GDAL can read"
+        == f"s3://{OWN_BUCKET}/api-tests/notes.tif (provider 'own') is not a GeoTIFF: " + NOT_GEOTIFF_REASON
     )
+
+
+def test_a_missing_object_is_decided_by_its_own_answer_and_forces_no_refresh(api_client, aws_world):
+    """GDAL follows the object's `NoSuchKey` with a listing probe, which moto refuses (it rejects that request's
+    signature; real S3 refuses it to keys without s3:ListBucket): the object's own answer decides, 404."""
+    url = f"s3://{DAAC_A_BUCKET}/HLSL30.020/missing/never-written.B04.tif"
+    wire = aws_world.recording
+    wire.reset()
+    wire.start()
+    try:
+        response = api_client.get(tile_path(), params={"url": url})
+    finally:
+        wire.stop()
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"{url} not found for provider 'daac-a'"
+    key = "HLSL30.020/missing/never-written.B04.tif"
+    assert [(r.service, r.method, r.url.split("/", 3)[3]) for r in wire.requests()] == [
+        ("s3", "GET", f"{DAAC_A_BUCKET}/{key}"),  # GDAL: NoSuchKey
+        ("s3", "GET", f"{DAAC_A_BUCKET}/?delimiter=%2F&max-keys=100&prefix={quote(key, safe='')}%2F"),  # its probe
+        ("s3", "GET", f"{DAAC_A_BUCKET}/{key}"),  # the object's own answer: NoSuchKey
+    ]  # and no Secrets Manager read: no forced refresh
+    assert api_client.get("/providers/daac-a").json()["credentials"]["last_forced_refresh"] is None

@@ -26,6 +26,7 @@ from local_stack.aws_world import (
     WireRecording,
 )
 from providers.s3 import InvalidS3Location, parse_s3_url
+from tests.api_helpers import NOT_GEOTIFF_REASON
 
 OWNERS = {DAAC_A_BUCKET: "daac-a", DAAC_B_BUCKET: "daac-b", PARTNER_BUCKET: "partner", OWN_BUCKET: "own"}
 UNLISTED = "some-unlisted-bucket"
@@ -308,5 +309,7 @@ def test_a_vrt_saved_as_tif_is_refused_and_opens_nothing_else(served, wire, aws_
     wire.reset()
     response = client.get(route, params={"url": f"s3://{OWN_BUCKET}/{key}", "provider": "own"})
     assert response.status_code == 400, response.text
-    assert response.json()["detail"] == f"s3://{OWN_BUCKET}/{key} (provider 'own') is not a raster GDAL can read"
+    assert (
+        response.json()["detail"] == f"s3://{OWN_BUCKET}/{key} (provider 'own') is not a GeoTIFF: " + NOT_GEOTIFF_REASON
+    )
     assert {(r.bucket_and_key[0], r.access_key_id) for r in wire.s3_requests()} == {(OWN_BUCKET, keys["own"])}
