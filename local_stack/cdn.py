@@ -39,7 +39,9 @@ CONFIG = """\
 daemon off;
 master_process off;
 pid {state}/nginx.pid;
-error_log {logs}/nginx-error.log warn;
+# Error lines quote the request line, query string (and so any access_token) included: only critical ones are
+# written, and responses are never buffered to temporary files (whose warning is the common such line).
+error_log {logs}/nginx-error.log crit;
 
 events {{
     worker_connections 1024;
@@ -95,6 +97,10 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header Accept-Encoding $cdn_accept_encoding;
+            # CloudFront's policy neither keys on `Accept` nor forwards it: the API answers its default media type,
+            # so an `Accept: text/html` request cannot store HTML that JSON clients of the same URL then receive.
+            proxy_set_header Accept "";
+            proxy_max_temp_file_size 0;
 
             proxy_cache cdn;
             proxy_cache_methods GET HEAD;

@@ -2,8 +2,9 @@
 
 A CDN (CloudFront in the deployment, nginx in the local stack) keys entries on the path and the query string only, so
 the origin decides what may be shared. In order:
-1. anything that read a restricted provider's object (`access` not public) is `private, no-store`: it was allowed
-   for this caller and must never be served to another;
+1. anything that read a restricted provider's object (`access` not public), and any answer to a request that
+   carried a token (`Authorization`, `access_token`), is `private, no-store`: it was allowed for this caller, or may
+   embed the token (a TileJSON's tile URLs), and must never be served to another (RFC 6750 §2.3);
 2. 401/403 depend on the caller's token: `private, no-store`; 429 and every 5xx are transient: `no-store`;
 3. `/providers` (filtered per caller, live credential health), `/healthz` and `/cog/download` (a URL that expires)
    are `no-store`; so is every method but GET/HEAD;
@@ -49,6 +50,12 @@ class CachePolicy:
         return None  # redirects and the like keep their own
 
 
+def _carries_token(scope: Scope) -> bool:
+    if any(name == b"authorization" for name, _ in scope.get("headers", [])):
+        return True
+    return b"access_token=" in scope.get("query_string", b"")
+
+
 @dataclass(frozen=True)
 class CachePolicyMiddleware:
     app: ASGIApp
@@ -64,7 +71,11 @@ class CachePolicyMiddleware:
                 headers = MutableHeaders(scope=message)
                 # The request's reads are all known once the response starts (a tile is rendered before it is sent).
                 log = current_read_log()
-                restricted = log.restricted or any(not read.provider.is_public for read in log.snapshot())
+                restricted = (
+                    log.restricted
+                    or any(not read.provider.is_public for read in log.snapshot())
+                    or _carries_token(scope)
+                )
                 value = self.policy.header(
                     scope["method"],
                     scope["path"],

@@ -234,7 +234,8 @@ async def valid_geojson_body(request: Request) -> None:
     for bbox in _bboxes(body):
         if isinstance(bbox, list) and len(bbox) != 4:
             raise BadRequestError(f"a GeoJSON bbox of {len(bbox)} numbers is not supported: send 4 (2D) or none")
-    check_feature_areas(body)
+    limits = request.app.state.settings.budget
+    check_feature_areas(body, limits.max_features, limits.max_vertices)
 
 
 def _scopes(*paths: str, method: str = "GET") -> list[EndpointScope]:

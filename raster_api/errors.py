@@ -110,6 +110,19 @@ class UnsupportedDataType(RasterApiError):
     """The dataset's sample type cannot be turned into what the request asks for (complex samples; uint64 images)."""
 
 
+class OverBudget(RasterApiError):
+    """The request would cost more than a budget allows (output, source pixels, bands, features, items); refused
+    before the pixels are read."""
+
+    def __init__(self, budget: str, detail: str) -> None:
+        super().__init__(detail)
+        self.budget = budget
+
+
+class DeadlineExceeded(OverBudget):
+    """The request worked past `RASTER_API_REQUEST_DEADLINE`."""
+
+
 class UpstreamReadError(RasterApiError):
     """Any other failure reading from S3."""
 
@@ -138,6 +151,8 @@ RASTER_API_STATUS_CODES: dict[type[Exception], int] = {
     NotARaster: status.HTTP_400_BAD_REQUEST,
     CrsNotSupported: status.HTTP_400_BAD_REQUEST,
     UnsupportedDataType: status.HTTP_400_BAD_REQUEST,
+    OverBudget: status.HTTP_400_BAD_REQUEST,
+    DeadlineExceeded: status.HTTP_503_SERVICE_UNAVAILABLE,
     UpstreamReadError: status.HTTP_502_BAD_GATEWAY,
     NoPixel: status.HTTP_400_BAD_REQUEST,
     BadBandSelection: status.HTTP_400_BAD_REQUEST,
@@ -303,6 +318,8 @@ def add_exception_handlers(
             headers.update(exc.headers)
         else:
             detail = next((generic[cls] for cls in mro if cls in generic), None) or _first_line(exc)
+        if isinstance(exc, OverBudget):
+            request.scope.setdefault("state", {})["budget"] = exc.budget  # the access log names it
         if code == status.HTTP_503_SERVICE_UNAVAILABLE:
             headers["Retry-After"] = str(retry_after_seconds)
         if code >= 500:

@@ -32,7 +32,12 @@ from raster_api.dependencies import (
 from raster_api.edge import OriginSecret, OriginVerifyMiddleware, PublicHostMiddleware, secrets_manager_string
 from raster_api.errors import add_exception_handlers
 from raster_api.metrics import RequestMetrics
-from raster_api.middleware import AccessLogMiddleware, ResponseSizeLimitMiddleware, UnexpectedErrorMiddleware
+from raster_api.middleware import (
+    AcceptHeaderMiddleware,
+    AccessLogMiddleware,
+    ResponseSizeLimitMiddleware,
+    UnexpectedErrorMiddleware,
+)
 from raster_api.params import parameter_slots
 from raster_api.reading import ProviderReader
 from raster_api.routing import ProviderRouter
@@ -220,8 +225,8 @@ def _part_error_tables(app: FastAPI) -> tuple[dict[type[Exception], int], dict[t
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     """Added innermost first: compression, the response size limit (on the compressed body), the cache policy (which
-    sees the 413), CORS (so a 413 carries CORS headers), the public host, the CDN's origin check, then the error net
-    and the access log outermost."""
+    sees the 413), CORS (so a 413 carries CORS headers), the public host, the CDN's origin check, `Accept` made
+    parseable, then the error net and the access log outermost."""
     app.add_middleware(
         CompressionMiddleware,
         minimum_size=0,
@@ -245,6 +250,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(
             OriginVerifyMiddleware, secret=OriginSecret(secrets_manager_string(settings.api.origin_verify_secret_id))
         )
+    app.add_middleware(AcceptHeaderMiddleware)
     app.add_middleware(UnexpectedErrorMiddleware)
     metrics = RequestMetrics(app.state.provider_router) if settings.api.metrics else None
-    app.add_middleware(AccessLogMiddleware, metrics=metrics)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics, budget=settings.budget)

@@ -23,8 +23,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from raster_api.budget import CostMeter
 from raster_api.reading import ReadLog, read_log
 from raster_api.routing import ResolvedRead
+from raster_api.settings import BudgetSettings
 
 access_logger = logging.getLogger("raster_api.access")
 error_logger = logging.getLogger("raster_api.errors")
@@ -72,6 +74,9 @@ class AccessLogMiddleware:
 
     app: ASGIApp
     metrics: Callable[[dict[str, Any], ReadLog], None] | None = None
+    # Each request's budgets (`raster_api.budget`); the clock is injectable for tests.
+    budget: BudgetSettings | None = None
+    clock: Callable[[], float] = time.monotonic
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,11 +96,12 @@ class AccessLogMiddleware:
                 response["bytes"] += len(message.get("body", b""))
             await send(message)
 
-        with read_log() as reads:
+        with read_log(CostMeter(self.budget or BudgetSettings(), clock=self.clock)) as reads:
             try:
                 await self.app(scope, receive, send_wrapper)
             finally:
                 record = self._record(scope, state, reads.snapshot(), response, start)
+                record["budget"] = state.get("budget")
                 access_logger.info(json.dumps(record, separators=(",", ":")))
                 if self.metrics is not None:
                     self.metrics(record, reads)
@@ -122,6 +128,36 @@ class AccessLogMiddleware:
             "duration_ms": round((time.perf_counter() - start) * 1000, 1),
             "bytes": response["bytes"],
         }
+
+
+def well_formed_accept(value: str) -> str:
+    """`Accept` with the media-range parameters that are not `name=value` dropped (`text/html;foo` -> `text/html`)."""
+    ranges = []
+    for media_range in value.split(","):
+        media_type, *params = (part.strip() for part in media_range.split(";"))
+        kept = [p for p in params if p.count("=") == 1 and not p.startswith("=")]
+        ranges.append(";".join([media_type, *kept]))
+    return ",".join(ranges)
+
+
+@dataclass(frozen=True)
+class AcceptHeaderMiddleware:
+    """titiler negotiates formats from `Accept` itself and fails (a 500) on a parameter that is not `name=value`
+    (`text/html;foo`, `application/json;q`): such parameters are dropped here, so the library only ever receives
+    media ranges it can parse (RFC 9110 parameters are `name=value`; the media type itself is kept)."""
+
+    app: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            fixed = [
+                (name, well_formed_accept(value.decode("latin-1")).encode("latin-1") if name == b"accept" else value)
+                for name, value in headers
+            ]
+            if fixed != headers:
+                scope = {**scope, "headers": fixed}
+        await self.app(scope, receive, send)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from titiler.core.dependencies import (
 )
 from titiler.core.errors import BadRequestError
 
-from raster_api.errors import NO_PIXEL
+from raster_api.errors import NO_PIXEL, OverBudget
 from raster_api.rendering import render_image
 from raster_api.settings import ApiSettings
 
@@ -271,7 +271,15 @@ class FittedAlgorithm:
                 f"algorithm {self.name!r} needs {self.bands} band(s), the image has {img.count}: "
                 "choose them with bidx or expression"
             )
-        result = self.algorithm(img)
+        try:
+            result = self.algorithm(img)
+        except ValueError as exc:
+            # titiler's algorithms say so when the data and their parameters do not fit (TerrainRGB's range beyond
+            # 256**3 for a tiny `interval`; a gradient of an image one pixel wide with `buffer=0`).
+            raise BadRequestError(
+                f"algorithm {self.name!r} cannot be applied to this image with these algorithm_params: "
+                f"{_first_line(exc)[:200]}"
+            ) from None
         if result.array.dtype.kind in "iu" and result.array.dtype.itemsize == 8:
             if not self.rescaled:
                 raise BadRequestError(
@@ -298,12 +306,24 @@ def process_dependency(
     params = bounded_json("algorithm_params", algorithm_params, max_depth=4) if algorithm_params else {}
     if not isinstance(params, dict):
         raise BadRequestError(f"algorithm_params for {algorithm!r} must be a JSON object")
+    algorithm_class = default_algorithms.get(algorithm)
+    # Only the algorithm's own parameters: its bands, output type and range are what the renderer relies on.
+    own = sorted(set(algorithm_class.model_fields) - set(BaseAlgorithm.model_fields) - {"title", "description"})
+    if unknown := sorted(set(params) - set(own)):
+        raise BadRequestError(
+            f"algorithm_params for {algorithm!r}: unknown parameter(s) {', '.join(map(repr, unknown))[:200]}; "
+            f"it takes {', '.join(own) or 'none'}"
+        )
     try:
-        instance = default_algorithms.get(algorithm)(**params)
+        instance = algorithm_class(**params)
     except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
         raise BadRequestError(f"invalid algorithm_params for {algorithm!r}: {exc}") from None
     # `rescale` is the render dependency's (read here too, hidden from the schema): 64-bit results need it.
     return FittedAlgorithm(algorithm, instance, rescaled=bool(rescale))
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
@@ -325,9 +345,22 @@ def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
     return {name: dependency for name, dependency in slots.items() if name in accepted}
 
 
-def check_feature_areas(body: Any) -> None:
-    """Every geometry of a Feature or FeatureCollection body reads a polygon area of at least one pixel (400)."""
-    for geometry in _geometries(body):
+def check_feature_areas(body: Any, max_features: int, max_vertices: int) -> None:
+    """Every geometry of a Feature or FeatureCollection body reads a polygon area of at least one pixel (400), and
+    the body holds at most `max_features` features and `max_vertices` positions (each feature is one read)."""
+    geometries = _geometries(body)
+    if len(geometries) > max_features:
+        raise OverBudget(
+            "max_features",
+            f"the body holds {len(geometries)} features, more than {max_features} (RASTER_API_MAX_FEATURES)",
+        )
+    vertices = sum(len(list(_points(g.get("coordinates")))) for g in geometries if isinstance(g, dict))
+    if vertices > max_vertices:
+        raise OverBudget(
+            "max_vertices",
+            f"the body holds {vertices} positions, more than {max_vertices} (RASTER_API_MAX_VERTICES)",
+        )
+    for geometry in geometries:
         _check_area(geometry)
 
 

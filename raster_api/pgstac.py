@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
@@ -58,10 +58,11 @@ from raster_api.dependencies import (
     require_caller,
     unsigned_environment,
 )
+from raster_api.mosaic_budget import bounded_backend
 from raster_api.params import parameter_slots
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter
-from raster_api.settings import ApiSettings
+from raster_api.settings import ApiSettings, BudgetSettings
 from raster_api.stac_reader import COLLECTION_PROVIDER_FIELD, RoutedItemReader, RoutedMosaicItemReader
 
 logger = logging.getLogger(__name__)
@@ -285,6 +286,17 @@ def _routing_dependency(router: ProviderRouter, connection: PgstacConnection) ->
     return RoutingParams
 
 
+# The collection routes' search parameters: each distinct combination registers a search row in pgstac.
+COLLECTION_SEARCH_PARAMS = ("ids", "bbox", "datetime", "query", "sortby", "filter")
+
+
+def collection_search_needs_a_caller(request: Request, caller: CallerDep) -> None:
+    """A collection mosaic narrowed by search parameters writes a search to the database, as registering one does:
+    with an issuer configured, only for a signed-in caller (the collection's own search is registered once)."""
+    if any(name in request.query_params for name in COLLECTION_SEARCH_PARAMS):
+        require_caller(request, caller)
+
+
 async def valid_search_list_query(request: Request) -> None:
     """`/searches/list` turns every unknown query parameter into a metadata filter, quoted into the SQL text where
     psycopg then reads a `%` as a placeholder (a 500): such filters are refused with a 400."""
@@ -332,9 +344,12 @@ def _mosaic_factory(
     reader_dependency: type[DefaultDependency],
     environment: Callable[..., dict[str, Any]],
     api_settings: ApiSettings,
+    budget: BudgetSettings,
+    guards: Sequence[Any] = (),
 ) -> MosaicTilerFactory:
     return MosaicTilerFactory(
-        router=APIRouter(dependencies=STAC_ROUTER_GUARDS),
+        backend=bounded_backend(budget),
+        router=APIRouter(dependencies=[*STAC_ROUTER_GUARDS, *guards]),
         route_dependencies=ROUTE_GUARDS,
         **parameter_slots(api_settings, MosaicTilerFactory),
         path_dependency=path_dependency,
@@ -402,8 +417,9 @@ def register(
     routing = _routing_dependency(router, connection)
     environment = unsigned_environment
     api_settings: ApiSettings = app.state.settings.api if hasattr(app.state, "settings") else ApiSettings()
+    budget: BudgetSettings = app.state.settings.budget if hasattr(app.state, "settings") else BudgetSettings()
 
-    searches = _mosaic_factory(SearchIdParams, "/searches/{search_id}", routing, environment, api_settings)
+    searches = _mosaic_factory(SearchIdParams, "/searches/{search_id}", routing, environment, api_settings, budget)
     app.include_router(searches.router, tags=[TAGS_SEARCH], prefix="/searches/{search_id}")
     # titiler.pgstac adds its list routes to whatever has `.get` and `.url_path_for`: a router carrying the guard.
     search_list = APIRouter(dependencies=[Depends(valid_search_list_query)])
@@ -430,7 +446,13 @@ def register(
     app.include_router(search_register)
 
     collections = _mosaic_factory(
-        collection_search_id, "/collections/{collection_id}", routing, environment, api_settings
+        collection_search_id,
+        "/collections/{collection_id}",
+        routing,
+        environment,
+        api_settings,
+        budget,
+        guards=[Depends(collection_search_needs_a_caller)],
     )
     app.include_router(collections.router, tags=[TAGS_COLLECTION], prefix="/collections/{collection_id}")
 

@@ -36,14 +36,18 @@ from rasterio._err import CPLE_NotSupportedError
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioIOError
 from rio_tiler.constants import WGS84_CRS
+from rio_tiler.expression import parse_expression
 from rio_tiler.io import Reader
 
-from raster_api import gdal
-from raster_api.auth import Caller, authorize
+from raster_api import budget, gdal
+from raster_api.auth import Caller, authorize, may_read
+from raster_api.budget import CostMeter
 from raster_api.credentials import AwsCredentials
 from raster_api.errors import (
     BadBandSelection,
+    BucketNotServed,
     CrsNotSupported,
+    OverBudget,
     S3Failure,
     UnsupportedDataType,
     classify_s3_failure,
@@ -51,6 +55,8 @@ from raster_api.errors import (
 )
 from raster_api.routing import ProviderRouter, ResolvedRead
 
+# Bands beyond which rio-tiler's expression range estimate (2^n evaluations) is skipped.
+MAX_RANGE_ESTIMATE_BANDS = 8
 # The formats a dataset may be: GeoTIFF (COGs) names no other file it would make GDAL open.
 ALLOWED_DRIVER = "GTiff"
 # S3 answers that fresh credentials may cure.
@@ -62,6 +68,8 @@ class ReadLog:
     """The objects one request read (or tried to), in order; appended to from any thread."""
 
     reads: list[ResolvedRead] = field(default_factory=list)
+    # What the request may still cost, and its deadline.
+    meter: CostMeter = field(default_factory=CostMeter)
     # Providers whose keys S3 refused (after the retry): the S3Refusals metric.
     refused: set[str] = field(default_factory=set)
     # Whether the request was allowed to read through a restricted provider (its answer is for this caller only),
@@ -87,9 +95,10 @@ _current_log: ContextVar[ReadLog | None] = ContextVar("raster_api_read_log", def
 
 
 @contextmanager
-def read_log() -> Iterator[ReadLog]:
-    """Collect the reads of the code run inside (the access-log middleware wraps each request with it)."""
-    log = ReadLog()
+def read_log(meter: CostMeter | None = None) -> Iterator[ReadLog]:
+    """Collect the reads of the code run inside (the access-log middleware wraps each request with it), priced by
+    `meter` (default budgets when None)."""
+    log = ReadLog(meter=meter or CostMeter())
     token = _current_log.set(log)
     try:
         yield log
@@ -118,7 +127,14 @@ class ReadScope:
         location = self.router.parse_url(url)
         if collection and (declared := self.collection_provider(collection)):
             self.router.check_access(declared, location.bucket)
-        provider = self.router.check_access(self.provider, location.bucket)
+        try:
+            provider = self.router.check_access(self.provider, location.bucket)
+        except BucketNotServed:
+            named = self.router.providers.get(self.provider or "")
+            if named is not None and not may_read(named, self.caller):
+                # "does not serve bucket" would tell a stranger that this restricted provider exists.
+                raise self.router.unknown_provider(named.name) from None
+            raise
         authorize(provider, self.caller)
         if not provider.is_public:
             self.log.restricted = True
@@ -128,6 +144,7 @@ class ReadScope:
         """`opener(gdal_path)` inside the provider's env (kept on `stack`), retried once with fresh credentials when
         S3 refused the object itself."""
         self.log.add(read)
+        self.log.meter.check_deadline()
         provider, path = read.provider, read.gdal_path
         credentials = self.router.credentials(provider)
         for attempt in (1, 2):
@@ -268,19 +285,53 @@ class ProviderReader(Reader):
 
     # Every data method of rio-tiler's Reader reaches the dataset through one of these three (tile and feature call
     # part; preview and statistics call read): the bands and nodata asked for are checked there against the dataset.
+    # They are also where a read is priced (`raster_api.budget`) before any pixel is read.
     def part(self, *args: Any, **kwargs: Any) -> Any:
         self._check_request(kwargs)
         with self._placed(kwargs.get("dst_crs") or kwargs.get("bounds_crs") or WGS84_CRS):
-            return super().part(*args, **kwargs)
+            bbox = args[0] if args else kwargs["bbox"]
+            self._charge(kwargs, bounds=bbox, bounds_crs=kwargs.get("bounds_crs") or WGS84_CRS)
+            return self._evaluated(super().part, args, kwargs)
 
     def read(self, *args: Any, **kwargs: Any) -> Any:
         self._check_request(kwargs)
-        return super().read(*args, **kwargs)
+        self._charge(kwargs)
+        return self._evaluated(super().read, args, kwargs)
 
     def point(self, *args: Any, **kwargs: Any) -> Any:
         self._check_request(kwargs)
+        self.scope.log.meter.check_deadline()
         with self._placed(kwargs.get("coord_crs") or WGS84_CRS):
             return super().point(*args, **kwargs)
+
+    def _charge(self, kwargs: dict[str, Any], **area: Any) -> None:
+        expression = kwargs.get("expression")
+        indexes = kwargs.get("indexes")
+        bands = parse_expression(expression) if expression else [indexes] if isinstance(indexes, int) else indexes
+        cost = budget.estimate(
+            self.dataset,
+            width=kwargs.get("width"),
+            height=kwargs.get("height"),
+            max_size=kwargs.get("max_size"),
+            buffer=kwargs.get("buffer"),
+            indexes=list(bands) if bands else None,
+            expression_blocks=len(expression.split(";")) if expression else 0,
+            **area,
+        )
+        self.scope.log.meter.charge(cost, self.resolved.url)
+
+    @staticmethod
+    def _evaluated(method: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:
+        """`method` with rio-tiler's expression handling (read the bands it names, then evaluate it), except that
+        the output range estimated from the bands' STATISTICS_* tags (one evaluation per min/max combination: 2^n)
+        is dropped beyond `MAX_RANGE_ESTIMATE_BANDS` bands."""
+        expression = kwargs.pop("expression", None)
+        if not expression:
+            return method(*args, **kwargs)
+        image = method(*args, **{**kwargs, "indexes": parse_expression(expression)})
+        if image.dataset_statistics and len(image.dataset_statistics) > MAX_RANGE_ESTIMATE_BANDS:
+            image.dataset_statistics = None
+        return image.apply_expression(expression)
 
     def tile(self, *args: Any, **kwargs: Any) -> Any:
         # Whether the tile exists is decided in the tile matrix set's CRS, before `part`.
@@ -324,7 +375,15 @@ class ProviderReader(Reader):
         wanted = [indexes] if isinstance(indexes, int) else list(indexes or [])
         if expression := kwargs.get("expression"):
             _check_expression(expression)
-            wanted += [int(n) for n in BAND_NAME.findall(expression)]
+            named = [int(n) for n in BAND_NAME.findall(expression)]
+            limit = self.scope.log.meter.limits.max_expression_bands
+            if len(set(named)) > limit:
+                raise OverBudget(
+                    "max_expression_bands",
+                    f"expression names {len(set(named))} distinct bands, more than {limit} "
+                    "(RASTER_API_MAX_EXPRESSION_BANDS)",
+                )
+            wanted += named
         missing = sorted({i for i in wanted if not 1 <= i <= count})
         if missing:
             raise BadBandSelection(

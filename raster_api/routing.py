@@ -146,9 +146,13 @@ class ProviderRouter:
         try:
             return self.providers[name]
         except KeyError:
-            # Restricted providers are not named to whoever mistyped a name (`/providers` lists them to readers).
-            known = ", ".join(sorted(n for n, p in self.providers.items() if p.is_public))
-            raise UnknownProvider(f"unknown provider {name!r}; known providers: {known}") from None
+            raise self.unknown_provider(name) from None
+
+    def unknown_provider(self, name: str) -> UnknownProvider:
+        """The answer to a provider name that does not exist (or, to a caller who may not read it, is restricted)."""
+        # Restricted providers are not named to whoever mistyped a name (`/providers` lists them to readers).
+        known = ", ".join(sorted(n for n, p in self.providers.items() if p.is_public))
+        return UnknownProvider(f"unknown provider {name!r}; known providers: {known}")
 
     def owner(self, bucket: str) -> Provider | None:
         return owner_of(self.providers.values(), bucket)

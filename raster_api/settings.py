@@ -76,6 +76,29 @@ class ApiSettings(BaseSettings):
         return self
 
 
+class BudgetSettings(BaseSettings):
+    """What one request may cost (`raster_api.budget`), checked from headers and counts before pixels are read. The
+    defaults fit a 2048 MB, 25 s Lambda with room to spare."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_", extra="ignore")
+
+    # Decoded output: bands x width x height x bytes per sample (8 for an expression's float64).
+    max_output_bytes: int = Field(default=64 * 2**20, ge=2**20)
+    # Decoded source pixels a request reads, summed over its reads (features, mosaic items), at the overview level
+    # GDAL reads for the asked scale, whole blocks.
+    max_source_bytes: int = Field(default=256 * 2**20, ge=2**20)
+    # Distinct bands an expression may name.
+    max_expression_bands: int = Field(default=32, ge=1)
+    # Features and vertices in a POST body (`/statistics`, `/feature`).
+    max_features: int = Field(default=100, ge=1)
+    max_vertices: int = Field(default=50_000, ge=4)
+    # Items a mosaic tile, part or point reads; fewer for pixel selections that hold every item's pixels at once.
+    max_mosaic_items: int = Field(default=30, ge=1)
+    max_stacked_items: int = Field(default=10, ge=1)
+    # Seconds a request may work before it answers 503 (below the Lambda's 25 s and API Gateway's 30 s).
+    request_deadline: float = Field(default=20.0, gt=0)
+
+
 class CacheSettings(BaseSettings):
     """`Cache-Control` per response class (`raster_api.caching`); a CDN and browsers take their TTLs from these."""
 
@@ -201,6 +224,7 @@ class Settings(BaseModel):
     """All settings of one app instance; `create_app(Settings(...))` lets tests override any of them."""
 
     api: ApiSettings = Field(default_factory=ApiSettings)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     download: DownloadSettings = Field(default_factory=DownloadSettings)

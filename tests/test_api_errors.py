@@ -153,6 +153,27 @@ BAD_INPUTS = [
     ),
     (
         "/cog/preview.png",
+        {"algorithm": "hillshade", "algorithm_params": '{"output_dtype": "complex64", "azimuth": 90}'},
+        400,
+        "algorithm_params for 'hillshade': unknown parameter(s) 'output_dtype'; it takes angle_altitude, azimuth, "
+        "buffer, z_exaggeration",
+    ),
+    (
+        "/cog/tiles/WebMercatorQuad/10/171/407.png",
+        {"algorithm": "terrainrgb", "algorithm_params": '{"interval": 1e-7}'},
+        400,
+        "algorithm 'terrainrgb' cannot be applied to this image with these algorithm_params: Data of 30000000.0 "
+        "larger than 256 ** 3",
+    ),
+    (
+        "/cog/tiles/WebMercatorQuad/10/171/407.png",
+        {"algorithm": "hillshade", "algorithm_params": '{"buffer": 0}', "tilesize": "1"},
+        400,
+        "algorithm 'hillshade' cannot be applied to this image with these algorithm_params: Shape of array too small "
+        "to calculate a numerical gradient, at least (edge_order + 1) elements are required.",
+    ),
+    (
+        "/cog/preview.png",
         {"algorithm": "no-such-algorithm"},
         400,
         "unknown algorithm 'no-such-algorithm'; known: bitonal, cast, ceil, contours, floor, grayscale, hillshade, max, mean, median, min, normalizedIndex, slope, std, sum, terrainrgb, terrarium, var",

@@ -163,3 +163,17 @@ def test_generated_json_parameters_are_answered_never_a_5xx(api_client, sample_u
         assert response.json()["detail"].startswith((name, f"invalid {name}", "algorithm ", f"{name} for")), (
             response.text
         )
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [("text/html;foo", "text/html"), ("application/json;q", "application/json"), ("*/*;x", "application/json")],
+)
+@pytest.mark.parametrize(
+    "path", ["/colorMaps", "/algorithms", "/tileMatrixSets/WebMercatorQuad", "/cog/tiles/WebMercatorQuad"]
+)
+def test_a_malformed_accept_header_is_read_as_its_media_type(api_client, sample_urls, path, accept, media_type):
+    """titiler parses `Accept` itself and fails on a parameter that is not name=value; the media type still counts."""
+    response = api_client.get(path, params={"url": sample_urls[OWN_BUCKET]}, headers={"accept": accept})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].split(";")[0] == media_type

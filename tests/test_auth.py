@@ -212,9 +212,22 @@ def test_restricted_responses_are_private_and_public_ones_cacheable(client, issu
     restricted = client.get(path, params={"url": sample_urls[PARTNER_BUCKET]}, headers=bearer(token))
     assert restricted.status_code == 200, restricted.text
     assert restricted.headers["cache-control"] == "private, no-store"
-    public = client.get(path, params={"url": sample_urls[OWN_BUCKET]}, headers=bearer(token))
+    public = client.get(path, params={"url": sample_urls[OWN_BUCKET]})
     assert public.status_code == 200
     assert public.headers["cache-control"].startswith("public, ")
+
+
+@pytest.mark.parametrize("path", [tile_path(), "/cog/WebMercatorQuad/tilejson.json", "/cog/WebMercatorQuad/map.html"])
+def test_an_answer_to_a_request_carrying_a_token_is_private_even_for_a_public_provider(
+    client, issuer, sample_urls, path
+):
+    """A TileJSON or map page embeds `access_token` in its tile URLs: a shared cache must not keep it for others."""
+    token = issuer.id_token(MEMBER)
+    for kwargs in ({"headers": bearer(token)}, {"params": {"access_token": token}}):
+        params = {"url": sample_urls[OWN_BUCKET], **kwargs.pop("params", {})}
+        response = client.get(path, params=params, **kwargs)
+        assert response.status_code == 200, response.text
+        assert response.headers["cache-control"] == "private, no-store"
 
 
 def test_providers_lists_restricted_ones_only_to_callers_who_may_read_them(client, issuer):
@@ -256,3 +269,20 @@ def test_an_unknown_provider_name_does_not_reveal_restricted_ones(client, sample
     response = client.get(tile_path(), params={"url": sample_urls[OWN_BUCKET], "provider": "nope"})
     assert response.status_code == 400
     assert response.json()["detail"] == "unknown provider 'nope'; known providers: daac-a, own"
+
+
+def test_a_restricted_provider_the_caller_may_not_read_answers_like_an_unknown_one(client, issuer, sample_urls):
+    """Named for a bucket it does not serve, a restricted provider is not told apart from a name that does not exist."""
+    for headers in ({}, bearer(issuer.id_token(NO_GROUP_USER))):
+        response = client.get(
+            tile_path(), params={"url": sample_urls[OWN_BUCKET], "provider": "partner"}, headers=headers
+        )
+        assert response.status_code == 400
+        assert response.json()["detail"] == "unknown provider 'partner'; known providers: daac-a, own"
+    member = client.get(
+        tile_path(),
+        params={"url": sample_urls[OWN_BUCKET], "provider": "partner"},
+        headers=bearer(issuer.id_token(MEMBER)),
+    )
+    assert member.status_code == 403
+    assert member.json()["detail"] == "provider 'partner' does not serve bucket 'own-data'"

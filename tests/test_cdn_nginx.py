@@ -148,15 +148,16 @@ def test_another_provider_url_or_parameter_is_a_miss(stack: Stack, sample_urls, 
     assert stack.reached_api(path, params) == 1
 
 
-def test_an_authenticated_callers_entries_are_never_shared(stack: Stack, sample_urls) -> None:
+def test_an_answer_to_a_caller_with_a_token_is_never_stored(stack: Stack, sample_urls) -> None:
+    """It may embed the token (TileJSON, WMTS, map pages): `private, no-store` even for a public provider."""
     path = _tile(8)
     params = {"url": sample_urls[OWN_BUCKET], "provider": "own"}
     stack.get(path, params)
     assert stack.get(path, params).headers["X-Cache-Status"] == "HIT"
-    assert stack.get(path, params, Authorization="Bearer caller-one").headers["X-Cache-Status"] == "MISS"
-    assert stack.get(path, params, Authorization="Bearer caller-one").headers["X-Cache-Status"] == "HIT"
-    assert stack.get(path, params, Authorization="Bearer caller-two").headers["X-Cache-Status"] == "MISS"
-    assert stack.reached_api(path, params) == 3
+    for caller in ("caller-one", "caller-one", "caller-two"):
+        response = stack.get(path, params, Authorization=f"Bearer {caller}")
+        assert (response.headers["X-Cache-Status"], response.headers["Cache-Control"]) == ("MISS", "private, no-store")
+    assert stack.reached_api(path, params) == 4
 
 
 def test_compressed_and_plain_bodies_never_mix(stack: Stack, sample_urls) -> None:
@@ -248,3 +249,21 @@ def test_a_forged_host_never_appears_in_a_tilejson(stack: Stack, sample_urls) ->
         assert tiles == [
             f"{stack.cdn.url}/cog/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}?{urlencode(params)}&tilesize=512"
         ]
+
+
+def test_an_html_request_never_stores_html_for_json_clients(stack: Stack, sample_urls) -> None:
+    """CloudFront neither keys on `Accept` nor forwards it; nor does the local cache."""
+    path, params = "/cog/tiles/WebMercatorQuad", {"url": sample_urls[OWN_BUCKET], "provider": "own"}
+    html = stack.get(path, params, Accept="text/html")
+    assert (html.status_code, html.headers["content-type"]) == (200, "application/json")
+    json_client = stack.get(path, params, Accept="application/json")
+    assert (json_client.headers["X-Cache-Status"], json_client.headers["content-type"]) == ("HIT", "application/json")
+
+
+def test_no_log_of_the_cache_holds_a_token(stack: Stack, sample_urls) -> None:
+    token = "header.payload-that-must-not-be-logged.signature"
+    params = {"url": sample_urls[OWN_BUCKET], "provider": "own", "access_token": token, "max_size": "1024"}
+    assert stack.get("/cog/preview.tif", params).status_code == 200  # a large body: nginx would buffer it to disk
+    stack.api.settle()
+    for log in (stack.cdn.access_log, stack.cdn.error_log):
+        assert token not in (log.read_text() if log.exists() else "")

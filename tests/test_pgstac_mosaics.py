@@ -118,9 +118,9 @@ def _register(client: TestClient, collections: list[str], **body: Any) -> str:
     return str(response.json()["id"])
 
 
-def _tile(client: TestClient, prefix: str, params: dict[str, str] | None = None) -> Any:
+def _tile(client: TestClient, prefix: str, params: dict[str, str] | None = None, **kwargs: Any) -> Any:
     """GET the test tile of a mosaic or item at `prefix`, reading its `data` asset."""
-    return client.get(f"{prefix}/{TILE_PATH}", params={"assets": "data", **(params or {})})
+    return client.get(f"{prefix}/{TILE_PATH}", params={"assets": "data", **(params or {})}, **kwargs)
 
 
 def _pixels(content: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -190,6 +190,34 @@ def test_unknown_provider_param_is_a_client_error(client: TestClient) -> None:
 
 def test_collection_mosaic_tile(client: TestClient) -> None:
     response = _tile(client, "/collections/daac-a-west")
+    assert response.status_code == 200, response.text
+    values, mask = _pixels(response.content)
+    _assert_half(values, mask, LEFT, BASES[DAAC_A_BUCKET])
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        (
+            {"items_limit": "500", "exitwhenfull": "false", "skipcovered": "false"},
+            "items_limit=500 is above 30, the most items a mosaic request reads (RASTER_API_MAX_MOSAIC_ITEMS)",
+        ),
+        (
+            {"items_limit": "11", "pixel_selection": "median"},
+            "items_limit=11 is above 10: pixel_selection=median holds every item's pixels at once, so it reads at "
+            "most that many items (RASTER_API_MAX_STACKED_ITEMS)",
+        ),
+    ],
+    ids=["any-method", "median"],
+)
+def test_a_mosaic_reads_at_most_its_item_budget(client: TestClient, params: dict[str, str], detail: str) -> None:
+    response = _tile(client, "/collections/daac-a-west", params=params)
+    assert response.status_code == 400
+    assert response.json()["detail"] == detail
+
+
+def test_a_median_mosaic_within_its_item_budget_is_served(client: TestClient) -> None:
+    response = _tile(client, "/collections/daac-a-west", params={"pixel_selection": "median"})
     assert response.status_code == 200, response.text
     values, mask = _pixels(response.content)
     _assert_half(values, mask, LEFT, BASES[DAAC_A_BUCKET])
@@ -630,3 +658,30 @@ def test_a_restricted_providers_mosaic_assets_and_items_need_a_caller(
     public = _tile(restricted_client, "/collections/own-east")
     assert public.status_code == 200, public.text
     assert public.headers["cache-control"] == "public, max-age=3600, s-maxage=86400"
+
+
+def _searches_naming(dsn: str, text: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn) as connection:
+        query = "SELECT count(*) FROM pgstac.searches WHERE search::text LIKE %s"
+        return connection.execute(query, (f"%{text}%",)).fetchone()[0]
+
+
+def test_an_anonymous_collection_search_writes_nothing_to_the_database(
+    restricted_client: TestClient, issuer, pgstac_db: PgstacDatabase
+) -> None:
+    for value in range(5):
+        anonymous = _tile(restricted_client, "/collections/own-east", params={"filter": f"id = 'anonymous-{value}'"})
+        assert anonymous.status_code == 401
+        assert anonymous.json()["detail"] == "this route needs a signed-in caller: send a bearer token"
+    assert _searches_naming(pgstac_db.dsn, "anonymous-") == 0
+    signed_in = _tile(
+        restricted_client,
+        "/collections/own-east",
+        params={"filter": "id = 'own-east-item' OR id = 'signed-in-marker'"},
+        headers={"Authorization": f"Bearer {issuer.id_token('visitor')}"},
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    assert _searches_naming(pgstac_db.dsn, "signed-in-marker") > 0  # titiler.pgstac registers it (its rows)
+    assert _tile(restricted_client, "/collections/own-east").status_code == 200  # no search parameter: anyone

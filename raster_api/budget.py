@@ -1,0 +1,179 @@
+"""What one request may cost, decided from the dataset's header and the request's counts before any pixel is read.
+
+Bounding each parameter alone (tilesize, max_size, expression length) does not bound the work: a 512 px tile with 666
+expression blocks, 1000 repeated `bidx`, a 300-band raster, a raster of 131072 x 131072 px without overviews, 12 000
+features or 150 mosaic items are each valid and each would exhaust a Lambda. So every read of the provider-read seam
+is priced first (`ReadCost`): the decoded output (bands x width x height x bytes per sample) and the decoded source
+pixels GDAL must read for it (at the overview level it reads for that scale, in whole blocks; summed over the
+request's reads), and refused above `RASTER_API_MAX_*` with a 400 that names the parameters to change and the limit.
+A request also has a deadline (`RASTER_API_REQUEST_DEADLINE`), checked before each open and each read: past it the
+answer is a 503 with `Retry-After`. The access log names the budget a request hit.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy
+from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
+from rasterio.windows import from_bounds
+
+from raster_api.errors import DeadlineExceeded, OverBudget
+from raster_api.settings import BudgetSettings
+
+MB = 2**20
+# An expression is evaluated in float64.
+EXPRESSION_ITEMSIZE = 8
+
+
+@dataclass(frozen=True)
+class ReadCost:
+    """What one read will cost, from the dataset's header and the request."""
+
+    out_bands: int
+    out_width: int
+    out_height: int
+    out_itemsize: int
+    source_pixels: int  # per band, whole blocks, at the overview level read
+    source_bands: int  # bands read (a repeated band counts each time)
+    source_itemsize: int
+    # The request asks for a coarser scale than the dataset has overviews for (it is read at a finer level).
+    missing_overview: bool
+
+    @property
+    def output_bytes(self) -> int:
+        return self.out_bands * self.out_width * self.out_height * self.out_itemsize
+
+    @property
+    def source_bytes(self) -> int:
+        return self.source_pixels * self.source_bands * self.source_itemsize
+
+
+def _scaled(width: float, height: float, max_size: int | None) -> tuple[float, float]:
+    """rio-tiler's output size for `max_size`: the longer side brought down to it, never up."""
+    if max_size and max(width, height) > max_size:
+        ratio = max_size / max(width, height)
+        return max(1.0, width * ratio), max(1.0, height * ratio)
+    return width, height
+
+
+def estimate(
+    dataset: Any,
+    *,
+    bounds: tuple[float, float, float, float] | None = None,
+    bounds_crs: CRS | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    max_size: int | None = None,
+    buffer: float | None = None,
+    indexes: list[int] | None = None,
+    expression_blocks: int = 0,
+) -> ReadCost:
+    """The cost of reading `bounds` (in `bounds_crs`; the whole dataset when None) of `dataset` into an image of
+    `width` x `height` (or `max_size`, or the native size) with the bands `indexes` (all when None)."""
+    full_width, full_height = dataset.width, dataset.height
+    native_w, native_h = float(full_width), float(full_height)
+    if bounds is not None:
+        if bounds_crs is not None and dataset.crs is not None and bounds_crs != dataset.crs:
+            bounds = transform_bounds(bounds_crs, dataset.crs, *bounds, densify_pts=21)
+        window = from_bounds(*bounds, transform=dataset.transform)
+        # Only the part inside the dataset is read.
+        native_w = min(abs(window.width), full_width)
+        native_h = min(abs(window.height), full_height)
+    if width and height:
+        pad = 2 * (buffer or 0)
+        out_w, out_h = width + pad, height + pad
+    else:
+        out_w, out_h = _scaled(native_w, native_h, max_size)
+    bands = list(indexes) if indexes else list(range(1, dataset.count + 1))
+    itemsize = max(_itemsize(dtype) for dtype in dataset.dtypes)
+
+    # GDAL reads the coarsest overview that is still at least as fine as the output (a conservative reading of its
+    # choice); in whole blocks of that level.
+    ratio = min(native_w / max(out_w, 1), native_h / max(out_h, 1))
+    factors = [1, *dataset.overviews(1)]
+    factor = max(f for f in factors if f <= max(ratio, 1))
+    block_h, block_w = dataset.block_shapes[0]
+    level_w, level_h = math.ceil(full_width / factor), math.ceil(full_height / factor)
+    read_w = min(level_w, (math.ceil(native_w / factor / block_w) + 1) * block_w)
+    read_h = min(level_h, (math.ceil(native_h / factor / block_h) + 1) * block_h)
+    return ReadCost(
+        out_bands=expression_blocks or len(bands),
+        out_width=math.ceil(out_w),
+        out_height=math.ceil(out_h),
+        out_itemsize=EXPRESSION_ITEMSIZE if expression_blocks else itemsize,
+        source_pixels=read_w * read_h,
+        source_bands=len(bands),
+        source_itemsize=itemsize,
+        missing_overview=ratio >= 2 * factor,
+    )
+
+
+def _itemsize(dtype: str) -> int:
+    return numpy.dtype(dtype).itemsize
+
+
+@dataclass
+class CostMeter:
+    """One request's budget: the limits, what its reads have cost so far, its deadline."""
+
+    limits: BudgetSettings = field(default_factory=BudgetSettings)
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=-1.0)
+    source_bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.started < 0:
+            self.started = self.clock()
+
+    def check_deadline(self) -> None:
+        seconds = self.limits.request_deadline
+        if self.clock() - self.started > seconds:
+            raise DeadlineExceeded(
+                "request_deadline",
+                f"the request worked past its {seconds:g} s deadline (RASTER_API_REQUEST_DEADLINE) and was stopped; "
+                "retry later, or ask for less (a smaller area, fewer bands, items or features)",
+            )
+
+    def charge(self, cost: ReadCost, url: str) -> None:
+        """Refuse `cost` (400) if it breaks a budget, else add it to what the request has read."""
+        self.check_deadline()
+        limits = self.limits
+        if cost.output_bytes > limits.max_output_bytes:
+            raise OverBudget(
+                "max_output_bytes",
+                f"the output would be {cost.out_bands} band(s) of {cost.out_width}x{cost.out_height} px "
+                f"({_mb(cost.output_bytes)} MB decoded), above the {_mb(limits.max_output_bytes)} MB a request may "
+                "produce (RASTER_API_MAX_OUTPUT_BYTES): ask for fewer bands (bidx, expression) or fewer pixels "
+                "(tilesize, max_size, width/height)",
+            )
+        with self._lock:
+            total = self.source_bytes + cost.source_bytes
+            if total > limits.max_source_bytes:
+                before = f" (after {_mb(self.source_bytes)} MB by its other reads)" if self.source_bytes else ""
+                if cost.missing_overview:
+                    raise OverBudget(
+                        "max_source_bytes",
+                        f"reading this from {url} needs {_mb(cost.source_bytes)} MB of pixels{before}, above the "
+                        f"{_mb(limits.max_source_bytes)} MB a request may read (RASTER_API_MAX_SOURCE_BYTES): it has no "
+                        "overview for this scale. Add overviews (`rio cogeo create`, or `gdaladdo`), or ask for a "
+                        "smaller area or fewer bands",
+                    )
+                raise OverBudget(
+                    "max_source_bytes",
+                    f"reading this from {url} needs {_mb(cost.source_bytes)} MB of pixels{before}, above the "
+                    f"{_mb(limits.max_source_bytes)} MB a request may read (RASTER_API_MAX_SOURCE_BYTES): ask for a "
+                    "smaller area, fewer bands, features or items",
+                )
+            self.source_bytes = total
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:,.1f}" if size < 10 * MB else f"{size / MB:,.0f}"

@@ -1,0 +1,71 @@
+"""How many items a pgstac mosaic request reads: titiler.pgstac's backend (its `backend` slot) with `items_limit`
+bounded before the search runs.
+
+pgstac reads up to `items_limit` items per tile (100 by default, any number on request), and the caller decides
+`exitwhenfull`/`skipcovered`. Here every tile, part and point search is capped at `RASTER_API_MAX_MOSAIC_ITEMS`,
+and at `RASTER_API_MAX_STACKED_ITEMS` for pixel selections that hold every item's pixels at once (median, mean,
+stdev, count, sum); asking for more is a 400 naming the parameter and the limit, turning `exitwhenfull` or
+`skipcovered` off cannot read past it, and each item read is still priced and timed by `raster_api.budget`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attr
+from rasterio.crs import CRS
+from rio_tiler.constants import WGS84_CRS
+from titiler.pgstac.backend import PGSTACBackend
+
+from raster_api.errors import OverBudget
+from raster_api.settings import BudgetSettings
+
+
+def capped_search(options: dict[str, Any] | None, pixel_selection: Any, limits: BudgetSettings) -> dict[str, Any]:
+    """The search options with `items_limit` at most the cap for `pixel_selection` (the cap when not asked)."""
+    options = dict(options or {})
+    # rio-tiler's methods that keep every item's array until the end carry it as a `stack` field (titiler passes
+    # the method's class).
+    method_class = pixel_selection if isinstance(pixel_selection, type) else type(pixel_selection)
+    stacked = "stack" in getattr(method_class, "__dataclass_fields__", {})
+    cap = limits.max_stacked_items if stacked else limits.max_mosaic_items
+    asked = options.get("items_limit")
+    if asked is not None and asked > cap:
+        if stacked:
+            method = method_class.__name__.removesuffix("Method").lower()
+            raise OverBudget(
+                "max_stacked_items",
+                f"items_limit={asked} is above {cap}: pixel_selection={method} holds every item's pixels at once, "
+                "so it reads at most that many items (RASTER_API_MAX_STACKED_ITEMS)",
+            )
+        raise OverBudget(
+            "max_mosaic_items",
+            f"items_limit={asked} is above {cap}, the most items a mosaic request reads (RASTER_API_MAX_MOSAIC_ITEMS)",
+        )
+    options["items_limit"] = asked or cap
+    return options
+
+
+def bounded_backend(limits: BudgetSettings) -> type[PGSTACBackend]:
+    """titiler.pgstac's backend, its searches capped by `capped_search`."""
+
+    @attr.s
+    class BoundedPGSTACBackend(PGSTACBackend):
+        # rio-tiler's BaseBackend widens BaseReader's signatures the same way (and ignores the same check).
+        def tile(  # type: ignore[override]
+            self, x: int, y: int, z: int, search_options: dict | None = None, **kwargs: Any
+        ) -> Any:
+            options = capped_search(search_options, kwargs.get("pixel_selection"), limits)
+            return super().tile(x, y, z, search_options=options, **kwargs)
+
+        def part(self, bbox: Any, search_options: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+            options = capped_search(search_options, kwargs.get("pixel_selection"), limits)
+            return super().part(bbox, search_options=options, **kwargs)
+
+        def point(  # type: ignore[override]
+            self, lon: float, lat: float, coord_crs: CRS = WGS84_CRS, search_options: dict | None = None, **kwargs: Any
+        ) -> Any:
+            options = capped_search(search_options, None, limits)
+            return super().point(lon, lat, coord_crs=coord_crs, search_options=options, **kwargs)
+
+    return BoundedPGSTACBackend

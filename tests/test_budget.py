@@ -1,0 +1,236 @@
+"""Bounded cost: hostile but valid requests are refused from the dataset's header and the request's counts, before
+any pixel is read (checked on the wire: only the GETs of the open reach S3), with a 400 naming what to change and
+the limit; a request past its deadline is a 503 with Retry-After; the access log names the budget hit."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+
+import numpy as np
+import pytest
+from rasterio.io import MemoryFile
+from rasterio.transform import from_bounds
+
+from local_stack.aws_world import OWN_BUCKET
+from tests.api_helpers import TILE_X, TILE_Y, TILE_Z, tile_path
+
+HUGE = 131072
+
+
+def _geotiff(count: int, size: int, dtype: str = "uint8", overviews: bool = True, tags: bool = False) -> bytes:
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": count,
+        "dtype": dtype,
+        "crs": "EPSG:4326",
+        "transform": from_bounds(-120.0, 34.0, -119.0, 35.0, size, size),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "DEFLATE",
+        "SPARSE_OK": "TRUE",
+    }
+    with MemoryFile() as memory:
+        with memory.open(**profile) as dst:
+            if size <= 4096:
+                dst.write(np.full((count, size, size), 7, dtype=dtype))
+                if overviews:
+                    dst.build_overviews([2, 4, 8])
+            if tags:
+                for band in range(1, count + 1):
+                    dst.update_tags(band, STATISTICS_MINIMUM=0, STATISTICS_MAXIMUM=100)
+        return bytes(memory.read())
+
+
+@pytest.fixture(scope="module")
+def hostile(aws_world):
+    """s3:// URLs of the rasters strangers find: huge without overviews, 300 bands, 22 bands with statistics tags."""
+    objects = {
+        "cog": _geotiff(1, 1024),
+        "huge-no-overviews": _geotiff(1, HUGE, overviews=False),
+        "bands-300": _geotiff(300, 256),
+        "bands-22-tagged": _geotiff(22, 256, tags=True),
+    }
+    urls = {}
+    for name, body in objects.items():
+        key = f"hostile/{name}.tif"
+        aws_world.put_object(OWN_BUCKET, key, body)
+        urls[name] = f"s3://{OWN_BUCKET}/{key}"
+    return urls
+
+
+def _fresh_copy(aws_world, url: str) -> str:
+    """The same bytes under a key no GDAL cache has seen (so the wire shows the open's GETs)."""
+    key = url.split("/", 3)[3]
+    body = aws_world.client("s3").get_object(Bucket=OWN_BUCKET, Key=key)["Body"].read()
+    fresh = f"hostile/fresh/{uuid.uuid4().hex}.tif"
+    aws_world.put_object(OWN_BUCKET, fresh, body)
+    return f"s3://{OWN_BUCKET}/{fresh}"
+
+
+def _opening_gets(aws_world, client, url: str) -> int:
+    """S3 GETs of opening `url` (a fresh copy of it) and reading no pixel: `/info`."""
+    response, gets = _s3_gets(aws_world, client, "/cog/info", params={"url": _fresh_copy(aws_world, url)})
+    assert response.status_code == 200
+    return len(gets)
+
+
+def _s3_gets(aws_world, client, path: str, **kwargs):
+    wire = aws_world.recording
+    wire.reset()
+    wire.start()
+    try:
+        response = client.request(kwargs.pop("method", "GET"), path, **kwargs)
+    finally:
+        wire.stop()
+    return response, [r for r in wire.s3_requests() if r.method == "GET"]
+
+
+OUTPUT_LIMIT = (
+    "above the 64 MB a request may produce (RASTER_API_MAX_OUTPUT_BYTES): ask for fewer bands (bidx, expression) or "
+    "fewer pixels (tilesize, max_size, width/height)"
+)
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        (
+            {"tilesize": 512, "expression": ";".join(["b1"] * 666)},
+            f"the output would be 666 band(s) of 512x512 px (1,332 MB decoded), {OUTPUT_LIMIT}",
+        ),
+        (
+            {"tilesize": 512, "bidx": ["1"] * 1000},
+            f"the output would be 1000 band(s) of 512x512 px (250 MB decoded), {OUTPUT_LIMIT}",
+        ),
+    ],
+    ids=["666-expression-blocks", "bidx-1000-times"],
+)
+def test_a_huge_output_is_refused_before_any_pixel_is_read(api_client, aws_world, hostile, params, detail):
+    url = _fresh_copy(aws_world, hostile["cog"])
+    response, gets = _s3_gets(aws_world, api_client, tile_path(), params={"url": url, **params})
+    assert response.status_code == 400
+    assert response.json()["detail"] == detail
+    assert len(gets) == _opening_gets(aws_world, api_client, hostile["cog"])  # the open's: no pixel
+
+
+def test_many_bands_at_a_large_size_are_refused(api_client, aws_world, hostile):
+    url = _fresh_copy(aws_world, hostile["bands-300"])
+    response, gets = _s3_gets(aws_world, api_client, tile_path(fmt="npy"), params={"url": url, "tilesize": 1024})
+    assert response.status_code == 400
+    assert (
+        response.json()["detail"] == f"the output would be 300 band(s) of 1024x1024 px (300 MB decoded), {OUTPUT_LIMIT}"
+    )
+    assert len(gets) == 1
+
+
+@pytest.mark.parametrize(
+    ("route", "needs"),
+    [(tile_path(5, 5, 12), "16,384"), ("/cog/preview.png", "16,384"), ("/cog/statistics", "16,384")],
+    ids=["z5-tile", "preview", "statistics"],
+)
+def test_a_huge_raster_without_overviews_is_refused_saying_how_to_add_them(
+    api_client, aws_world, hostile, route, needs
+):
+    url = _fresh_copy(aws_world, hostile["huge-no-overviews"])
+    response, gets = _s3_gets(aws_world, api_client, route, params={"url": url})
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"reading this from {url} needs {needs} MB of pixels, above the 256 MB a request may read "
+        "(RASTER_API_MAX_SOURCE_BYTES): it has no overview for this scale. Add overviews (`rio cogeo create`, or "
+        "`gdaladdo`), or ask for a smaller area or fewer bands"
+    )
+    assert len(gets) == _opening_gets(aws_world, api_client, hostile["huge-no-overviews"])
+
+
+def test_an_expression_over_22_tagged_bands_is_answered(api_client, hostile):
+    """rio-tiler would estimate the output range from every min/max combination of the bands' STATISTICS_* tags
+    (2^22 evaluations); beyond 8 bands the estimate is skipped."""
+    expression = "+".join(f"b{i}" for i in range(1, 23))
+    response = api_client.get(
+        tile_path(fmt="npy"), params={"url": hostile["bands-22-tagged"], "expression": expression}
+    )
+    assert response.status_code == 200, response.text
+    data = np.load(io.BytesIO(response.content))
+    assert data.shape == (2, 256, 256)
+    assert set(np.unique(data[0])) == {22 * 7.0}
+
+
+def test_an_expression_naming_too_many_bands_is_refused(api_client, hostile):
+    expression = "+".join(f"b{i}" for i in range(1, 34))
+    response = api_client.get(tile_path(), params={"url": hostile["bands-300"], "expression": expression})
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "expression names 33 distinct bands, more than 32 (RASTER_API_MAX_EXPRESSION_BANDS)"
+    )
+
+
+def _square(x: float, y: float, size: float = 0.001) -> dict:
+    ring = [[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]
+    return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+
+def test_a_body_with_too_many_features_is_refused(api_client, hostile):
+    body = {"type": "FeatureCollection", "features": [_square(-119.9 + i * 0.002, 34.5) for i in range(101)]}
+    response = api_client.post("/cog/statistics", params={"url": hostile["cog"]}, json=body)
+    assert response.status_code == 400
+    assert response.json()["detail"] == "the body holds 101 features, more than 100 (RASTER_API_MAX_FEATURES)"
+
+
+def test_a_body_with_too_many_vertices_is_refused(api_client, hostile):
+    ring = [[-119.5 + 0.1 * np.cos(a), 34.5 + 0.1 * np.sin(a)] for a in np.linspace(0, 2 * np.pi, 50_001)]
+    ring[-1] = ring[0]
+    body = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    response = api_client.post("/cog/statistics", params={"url": hostile["cog"]}, json=body)
+    assert response.status_code == 400
+    assert response.json()["detail"] == "the body holds 50001 positions, more than 50000 (RASTER_API_MAX_VERTICES)"
+
+
+def test_the_source_budget_is_summed_over_a_requests_features(api_env, api_client_factory, monkeypatch, hostile):
+    monkeypatch.setenv("RASTER_API_MAX_SOURCE_BYTES", str(2**20))  # 1 MB: four features of 2x2 blocks each
+    client = api_client_factory()
+    body = {"type": "FeatureCollection", "features": [_square(-119.99 + i * 0.19, 34.01, 0.2) for i in range(5)]}
+    response = client.post("/cog/statistics", params={"url": hostile["cog"]}, json=body)
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"reading this from {hostile['cog']} needs 0.2 MB of pixels (after 1.0 MB by its other reads), above the 1.0 "
+        "MB a request may read (RASTER_API_MAX_SOURCE_BYTES): ask for a smaller area, fewer bands, features or items"
+    )
+
+
+def test_past_its_deadline_a_request_is_503_and_the_log_names_the_budget(api_env, hostile, caplog):
+    """The clock is the access-log middleware's: here one that has moved 21 s on once the request has started."""
+    from fastapi.testclient import TestClient
+
+    from raster_api.main import create_app
+    from raster_api.middleware import AccessLogMiddleware
+
+    readings = iter([0.0])
+    app = create_app()
+    for middleware in app.user_middleware:
+        if middleware.cls is AccessLogMiddleware:
+            middleware.kwargs["clock"] = lambda: next(readings, 21.0)
+    client = TestClient(app, raise_server_exceptions=False)
+    with caplog.at_level(logging.INFO, logger="raster_api.access"):
+        response = client.get(tile_path(), params={"url": hostile["cog"]})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "30"
+    assert response.json()["detail"] == (
+        "the request worked past its 20 s deadline (RASTER_API_REQUEST_DEADLINE) and was stopped; retry later, or "
+        "ask for less (a smaller area, fewer bands, items or features)"
+    )
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "raster_api.access"]
+    assert records[-1]["budget"] == "request_deadline"
+
+
+def test_a_normal_tile_still_passes_every_budget(api_client, hostile, caplog):
+    with caplog.at_level(logging.INFO, logger="raster_api.access"):
+        response = api_client.get(tile_path(TILE_Z, TILE_X, TILE_Y), params={"url": hostile["cog"]})
+    assert response.status_code == 200
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "raster_api.access"]
+    assert records[-1]["budget"] is None
