@@ -2,10 +2,10 @@
 `docs/benchmarks-latency.png`.
 
 Options: `--quick` (fewer samples, for a smoke run), `--only NAME` (repeatable: latency, secrets, cold, mosaic,
-throughput, fuzz, cdn). The whole run starts its own moto (and PostgreSQL when installed) and stops them at the end.
-`fuzz` (generated requests counted by status) and `cdn` (the nginx cache in front of the API, S3 GETs per tile) are
-not part of the default run and write their own tables, `docs/benchmarks-fuzz.md` and `docs/benchmarks-cdn.md`
-(and `bench/results-fuzz.json`, `bench/results-cdn.json`), so they never replace the timing table.
+throughput, fuzz, cdn, hostile). The whole run starts its own moto (and PostgreSQL when installed) and stops them at
+the end. `fuzz` (generated requests counted by status), `cdn` (the nginx cache in front of the API, S3 GETs per tile)
+and `hostile` (each hostile request's time and memory) are not part of the default run and write their own tables,
+`docs/benchmarks-<name>.md` and `bench/results-<name>.json`, so they never replace the timing table.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PART
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ("latency", "secrets", "cold", "mosaic", "throughput")
-SEPARATE = ("fuzz", "cdn")
+SEPARATE = ("fuzz", "cdn", "hostile")
 REFRESH_INTERVAL_S = 4.0
 
 log = logging.getLogger("bench")
@@ -143,6 +143,12 @@ def _cdn(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     )
 
 
+def _hostile(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from bench.hostile import run_hostile
+
+    return run_hostile({**bw.api_env(), **_clean(SAFE_ENV)}, bw.world, workdir)
+
+
 def _clean(env: dict[str, str | None]) -> dict[str, str]:
     return {k: v for k, v in env.items() if v is not None}
 
@@ -155,6 +161,7 @@ RUNNERS: dict[str, Callable[[BenchWorld, bool, Path], Section]] = {
     "throughput": _throughput,
     "fuzz": _fuzz,
     "cdn": _cdn,
+    "hostile": _hostile,
 }
 
 

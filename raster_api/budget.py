@@ -28,8 +28,9 @@ from raster_api.errors import DeadlineExceeded, OverBudget
 from raster_api.settings import BudgetSettings
 
 MB = 2**20
-# An expression is evaluated in float64.
+# An expression is evaluated in float64; so is a stacking mosaic's median, mean or stdev.
 EXPRESSION_ITEMSIZE = 8
+STACKED_ITEMSIZE = 8
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,9 @@ class CostMeter:
     clock: Callable[[], float] = time.monotonic
     started: float = field(default=-1.0)
     source_bytes: int = 0
+    # A mosaic whose pixel selection holds every item's output until the end: outputs add up (`held_bytes`).
+    stacking: bool = False
+    held_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +159,16 @@ class CostMeter:
                 "(tilesize, max_size, width/height)",
             )
         with self._lock:
+            if self.stacking:
+                held = self.held_bytes + cost.out_bands * cost.out_width * cost.out_height * STACKED_ITEMSIZE
+                if held > limits.max_output_bytes:
+                    raise OverBudget(
+                        "max_output_bytes",
+                        f"the mosaic's pixel selection holds every item's pixels at once: {_mb(held)} MB with this "
+                        f"item, above the {_mb(limits.max_output_bytes)} MB a request may hold "
+                        "(RASTER_API_MAX_OUTPUT_BYTES): ask for fewer pixels or fewer items (items_limit)",
+                    )
+                self.held_bytes = held
             total = self.source_bytes + cost.source_bytes
             if total > limits.max_source_bytes:
                 before = f" (after {_mb(self.source_bytes)} MB by its other reads)" if self.source_bytes else ""

@@ -17,25 +17,32 @@ from rasterio.crs import CRS
 from rio_tiler.constants import WGS84_CRS
 from titiler.pgstac.backend import PGSTACBackend
 
+from raster_api.budget import MB, STACKED_ITEMSIZE
 from raster_api.errors import OverBudget
+from raster_api.reading import current_read_log
 from raster_api.settings import BudgetSettings
+
+
+def _stacking(pixel_selection: Any) -> str | None:
+    """The name of a pixel selection that keeps every item's array until the end (rio-tiler's carry it as a `stack`
+    field; titiler passes the method's class), else None."""
+    method_class = pixel_selection if isinstance(pixel_selection, type) else type(pixel_selection)
+    if "stack" in getattr(method_class, "__dataclass_fields__", {}):
+        return method_class.__name__.removesuffix("Method").lower()
+    return None
 
 
 def capped_search(options: dict[str, Any] | None, pixel_selection: Any, limits: BudgetSettings) -> dict[str, Any]:
     """The search options with `items_limit` at most the cap for `pixel_selection` (the cap when not asked)."""
     options = dict(options or {})
-    # rio-tiler's methods that keep every item's array until the end carry it as a `stack` field (titiler passes
-    # the method's class).
-    method_class = pixel_selection if isinstance(pixel_selection, type) else type(pixel_selection)
-    stacked = "stack" in getattr(method_class, "__dataclass_fields__", {})
-    cap = limits.max_stacked_items if stacked else limits.max_mosaic_items
+    stacking = _stacking(pixel_selection)
+    cap = limits.max_stacked_items if stacking else limits.max_mosaic_items
     asked = options.get("items_limit")
     if asked is not None and asked > cap:
-        if stacked:
-            method = method_class.__name__.removesuffix("Method").lower()
+        if stacking:
             raise OverBudget(
                 "max_stacked_items",
-                f"items_limit={asked} is above {cap}: pixel_selection={method} holds every item's pixels at once, "
+                f"items_limit={asked} is above {cap}: pixel_selection={stacking} holds every item's pixels at once, "
                 "so it reads at most that many items (RASTER_API_MAX_STACKED_ITEMS)",
             )
         raise OverBudget(
@@ -47,19 +54,45 @@ def capped_search(options: dict[str, Any] | None, pixel_selection: Any, limits: 
 
 
 def bounded_backend(limits: BudgetSettings) -> type[PGSTACBackend]:
-    """titiler.pgstac's backend, its searches capped by `capped_search`."""
+    """titiler.pgstac's backend, its searches capped by `capped_search`; a stacking pixel selection makes the
+    request's meter count what the stack holds (`CostMeter.stacking`), and a tile's stack is priced from the item
+    count before any item is read."""
 
     @attr.s
     class BoundedPGSTACBackend(PGSTACBackend):
+        # The tile's side (px) while a stacking tile is searched, for `assets_for_tile`.
+        _stacked_tile: tuple[str, int] | None = attr.ib(default=None, init=False)
+
         # rio-tiler's BaseBackend widens BaseReader's signatures the same way (and ignores the same check).
         def tile(  # type: ignore[override]
             self, x: int, y: int, z: int, search_options: dict | None = None, **kwargs: Any
         ) -> Any:
-            options = capped_search(search_options, kwargs.get("pixel_selection"), limits)
+            pixel_selection = kwargs.get("pixel_selection")
+            options = capped_search(search_options, pixel_selection, limits)
+            if stacking := _stacking(pixel_selection):
+                current_read_log().meter.stacking = True
+                side = kwargs.get("tilesize") or self.tms.matrix(z).tileWidth
+                self._stacked_tile = (stacking, side + 2 * int(kwargs.get("buffer") or 0))
             return super().tile(x, y, z, search_options=options, **kwargs)
+
+        def assets_for_tile(self, x: int, y: int, z: int, **kwargs: Any) -> list[Any]:
+            assets = super().assets_for_tile(x, y, z, **kwargs)
+            if self._stacked_tile is not None:
+                stacking, side = self._stacked_tile
+                held = len(assets) * side * side * STACKED_ITEMSIZE
+                if held > limits.max_output_bytes:
+                    raise OverBudget(
+                        "max_output_bytes",
+                        f"pixel_selection={stacking} holds {len(assets)} item(s) of {side}x{side} px at once (at least "
+                        f"{held / MB:,.0f} MB), above the {limits.max_output_bytes / MB:,.0f} MB a request may hold "
+                        "(RASTER_API_MAX_OUTPUT_BYTES): ask for a smaller tilesize or fewer items (items_limit)",
+                    )
+            return assets
 
         def part(self, bbox: Any, search_options: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
             options = capped_search(search_options, kwargs.get("pixel_selection"), limits)
+            if _stacking(kwargs.get("pixel_selection")):
+                current_read_log().meter.stacking = True
             return super().part(bbox, search_options=options, **kwargs)
 
         def point(  # type: ignore[override]

@@ -216,6 +216,22 @@ def test_a_mosaic_reads_at_most_its_item_budget(client: TestClient, params: dict
     assert response.json()["detail"] == detail
 
 
+def test_a_stacking_mosaic_is_priced_from_its_item_count_before_any_read(client: TestClient, aws_world) -> None:
+    wire = aws_world.recording
+    wire.reset()
+    wire.start()
+    try:
+        response = _tile(client, "/collections/daac-a-west", params={"pixel_selection": "median", "tilesize": "4096"})
+    finally:
+        wire.stop()
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "pixel_selection=median holds 1 item(s) of 4096x4096 px at once (at least 128 MB), above the 64 MB a request "
+        "may hold (RASTER_API_MAX_OUTPUT_BYTES): ask for a smaller tilesize or fewer items (items_limit)"
+    )
+    assert wire.s3_requests() == []
+
+
 def test_a_median_mosaic_within_its_item_budget_is_served(client: TestClient) -> None:
     response = _tile(client, "/collections/daac-a-west", params={"pixel_selection": "median"})
     assert response.status_code == 200, response.text
