@@ -46,6 +46,8 @@ class ReadCost:
     source_itemsize: int
     # The request asks for a coarser scale than the dataset has overviews for (it is read at a finer level).
     missing_overview: bool
+    # Compressed blocks as wide as the image (strips, one tile): decoded from their first row.
+    striped: bool = False
 
     @property
     def output_bytes(self) -> int:
@@ -79,41 +81,81 @@ def estimate(
     """The cost of reading `bounds` (in `bounds_crs`; the whole dataset when None) of `dataset` into an image of
     `width` x `height` (or `max_size`, or the native size) with the bands `indexes` (all when None)."""
     full_width, full_height = dataset.width, dataset.height
-    native_w, native_h = float(full_width), float(full_height)
+    native_w, native_h, bottom = float(full_width), float(full_height), float(full_height)
     if bounds is not None:
         if bounds_crs is not None and dataset.crs is not None and bounds_crs != dataset.crs:
             bounds = transform_bounds(bounds_crs, dataset.crs, *bounds, densify_pts=21)
         window = from_bounds(*bounds, transform=dataset.transform)
-        # Only the part inside the dataset is read.
-        native_w = min(abs(window.width), full_width)
-        native_h = min(abs(window.height), full_height)
+        corners = (window.col_off, window.row_off, window.width, window.height)
+        # Bounds that do not transform (inf, NaN) are priced as the whole dataset.
+        if all(math.isfinite(v) for v in corners):
+            # Only the part inside the dataset is read.
+            native_w = min(abs(window.width), full_width)
+            native_h = min(abs(window.height), full_height)
+            bottom = min(max(window.row_off, window.row_off + window.height, 0.0), full_height)
     if width and height:
         pad = 2 * (buffer or 0)
         out_w, out_h = width + pad, height + pad
     else:
         out_w, out_h = _scaled(native_w, native_h, max_size)
-    bands = list(indexes) if indexes else list(range(1, dataset.count + 1))
-    itemsize = max(_itemsize(dtype) for dtype in dataset.dtypes)
 
     # GDAL reads the coarsest overview that is still at least as fine as the output (a conservative reading of its
     # choice); in whole blocks of that level.
     ratio = min(native_w / max(out_w, 1), native_h / max(out_h, 1))
-    factors = [1, *dataset.overviews(1)]
-    factor = max(f for f in factors if f <= max(ratio, 1))
+    factor = max((f for f in (1, *dataset.overviews(1)) if f <= max(ratio, 1)), default=1)
     block_h, block_w = dataset.block_shapes[0]
     level_w, level_h = math.ceil(full_width / factor), math.ceil(full_height / factor)
     read_w = min(level_w, (math.ceil(native_w / factor / block_w) + 1) * block_w)
     read_h = min(level_h, (math.ceil(native_h / factor / block_h) + 1) * block_h)
+    striped = _compressed_strips(dataset)
+    if striped:
+        # GDAL may present one compressed strip as 1-row blocks: reaching a row decodes every row above it.
+        read_w, read_h = level_w, min(level_h, math.ceil(bottom / factor) + 1)
+    bands = list(indexes) if indexes else list(range(1, dataset.count + 1))
+    itemsize = max(_itemsize(dtype) for dtype in dataset.dtypes)
     return ReadCost(
         out_bands=expression_blocks or len(bands),
         out_width=math.ceil(out_w),
         out_height=math.ceil(out_h),
         out_itemsize=EXPRESSION_ITEMSIZE if expression_blocks else itemsize,
         source_pixels=read_w * read_h,
-        source_bands=len(bands),
+        source_bands=_decoded_bands(dataset, bands),
         source_itemsize=itemsize,
         missing_overview=ratio >= 2 * factor,
+        striped=striped,
     )
+
+
+def estimate_point(dataset: Any, indexes: list[int] | None = None) -> ReadCost:
+    """The cost of reading one pixel: the full-resolution block holding it, in every band decoded with it."""
+    block_h, block_w = dataset.block_shapes[0]
+    striped = _compressed_strips(dataset)
+    rows = dataset.height if striped else block_h  # the row is not known here: the strip's worst case
+    bands = list(indexes) if indexes else list(range(1, dataset.count + 1))
+    itemsize = max(_itemsize(dtype) for dtype in dataset.dtypes)
+    return ReadCost(
+        out_bands=len(bands),
+        out_width=1,
+        out_height=1,
+        out_itemsize=itemsize,
+        source_pixels=min(block_w, dataset.width) * min(rows, dataset.height),
+        source_bands=_decoded_bands(dataset, bands),
+        source_itemsize=itemsize,
+        missing_overview=False,
+        striped=striped,
+    )
+
+
+def _compressed_strips(dataset: Any) -> bool:
+    """Compressed blocks as wide as the image (strips, or a single tile): GDAL may present one such block as
+    1-row blocks, but reaching a row decodes every row above it."""
+    return bool(dataset.block_shapes[0][1] >= dataset.width and dataset.compression is not None)
+
+
+def _decoded_bands(dataset: Any, bands: list[int]) -> int:
+    """Bands GDAL decodes to read `bands`: all of them when the samples are interleaved by pixel."""
+    interleaving = getattr(dataset.interleaving, "value", None)
+    return max(len(bands), dataset.count) if interleaving == "PIXEL" and dataset.count > 1 else len(bands)
 
 
 def _itemsize(dtype: str) -> int:
@@ -128,8 +170,10 @@ class CostMeter:
     clock: Callable[[], float] = time.monotonic
     started: float = field(default=-1.0)
     source_bytes: int = 0
-    # A mosaic whose pixel selection holds every item's output until the end: outputs add up (`held_bytes`).
-    stacking: bool = False
+    # Reads whose outputs are all held at once (an item's assets, a median mosaic's items) add up in `held_bytes`,
+    # at `held_itemsize` bytes per sample when set (a median or a mean computes in float64).
+    holding: bool = False
+    held_itemsize: int | None = None
     held_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -159,19 +203,28 @@ class CostMeter:
                 "(tilesize, max_size, width/height)",
             )
         with self._lock:
-            if self.stacking:
-                held = self.held_bytes + cost.out_bands * cost.out_width * cost.out_height * STACKED_ITEMSIZE
+            if self.holding:
+                itemsize = self.held_itemsize or cost.out_itemsize
+                held = self.held_bytes + cost.out_bands * cost.out_width * cost.out_height * itemsize
                 if held > limits.max_output_bytes:
                     raise OverBudget(
                         "max_output_bytes",
-                        f"the mosaic's pixel selection holds every item's pixels at once: {_mb(held)} MB with this "
-                        f"item, above the {_mb(limits.max_output_bytes)} MB a request may hold "
-                        "(RASTER_API_MAX_OUTPUT_BYTES): ask for fewer pixels or fewer items (items_limit)",
+                        f"this request holds every asset's or item's pixels at once: {_mb(held)} MB with {url}, above "
+                        f"the {_mb(limits.max_output_bytes)} MB a request may hold (RASTER_API_MAX_OUTPUT_BYTES): ask "
+                        "for fewer pixels, assets or items (items_limit)",
                     )
                 self.held_bytes = held
             total = self.source_bytes + cost.source_bytes
             if total > limits.max_source_bytes:
                 before = f" (after {_mb(self.source_bytes)} MB by its other reads)" if self.source_bytes else ""
+                if cost.striped:
+                    raise OverBudget(
+                        "max_source_bytes",
+                        f"reading this from {url} needs {_mb(cost.source_bytes)} MB of pixels{before}, above the "
+                        f"{_mb(limits.max_source_bytes)} MB a request may read (RASTER_API_MAX_SOURCE_BYTES): its "
+                        "compressed blocks span the whole width (strips, or one tile), decoded from their first row. "
+                        "Convert it to a COG (`rio cogeo create`), or ask for a smaller area or fewer bands",
+                    )
                 if cost.missing_overview:
                     raise OverBudget(
                         "max_source_bytes",

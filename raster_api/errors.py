@@ -235,18 +235,25 @@ def error_text(exc: BaseException) -> str:
     return " | ".join(parts)
 
 
-def _classify_text(text: str) -> S3Failure:
+def _classify_text(text: str, exclude: frozenset[S3Failure] = frozenset()) -> S3Failure:
     for failure, markers in _FAILURE_MARKERS:
-        if any(marker in text for marker in markers):
+        if failure not in exclude and any(marker in text for marker in markers):
             return failure
     return S3Failure.OTHER
 
 
-def classify_s3_failure(exc: BaseException) -> S3Failure | None:
-    """Classify a rasterio/GDAL read error; None when it is not an I/O error at all."""
+def classify_s3_failure(
+    exc: BaseException, path: str | None = None, exclude: frozenset[S3Failure] = frozenset()
+) -> S3Failure | None:
+    """Classify a rasterio/GDAL read error (None when it is not an I/O error at all). GDAL's words quote the path,
+    which is the caller's choice (`.../AccessDenied.tif`): it is taken out before the words are read. `exclude`
+    leaves classes out (a refusal that the object's own answer contradicts)."""
     if not isinstance(exc, RasterioIOError):
         return None
-    return _classify_text(error_text(exc))
+    text = error_text(exc)
+    if path:
+        text = text.replace(path, "<path>")
+    return _classify_text(text, exclude)
 
 
 def classify_s3_answer(code: str, http_status: int) -> S3Failure:
@@ -258,12 +265,12 @@ def classify_s3_answer(code: str, http_status: int) -> S3Failure:
 
 
 def translate_read_error(
-    exc: BaseException, provider: str, url: str, failure: S3Failure | None = None
+    exc: BaseException, provider: str, url: str, path: str, failure: S3Failure | None = None
 ) -> RasterApiError:
-    """The API error for a failed read of `url` with `provider`'s credentials (`raster_api.reading` raises it);
-    `failure` is what S3 answered the object itself, when that was asked (GDAL's words otherwise)."""
-    failure = failure or classify_s3_failure(exc) or S3Failure.OTHER
-    if any(marker in error_text(exc) for marker in BAD_WINDOW_MARKERS):
+    """The API error for a failed read of `url` (GDAL's `path`) with `provider`'s credentials (`raster_api.reading`
+    raises it); `failure` is what S3 answered the object itself, when that was asked (GDAL's words otherwise)."""
+    failure = failure or classify_s3_failure(exc, path) or S3Failure.OTHER
+    if any(marker in error_text(exc).replace(path, "<path>") for marker in BAD_WINDOW_MARKERS):
         return NoPixel(NO_PIXEL)
     if failure is S3Failure.NOT_FOUND:
         return ObjectNotFound(f"{url} not found for provider {provider!r}")

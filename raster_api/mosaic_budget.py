@@ -32,6 +32,11 @@ def _stacking(pixel_selection: Any) -> str | None:
     return None
 
 
+def _hold(itemsize: int) -> None:
+    meter = current_read_log().meter
+    meter.holding, meter.held_itemsize = True, itemsize
+
+
 def capped_search(options: dict[str, Any] | None, pixel_selection: Any, limits: BudgetSettings) -> dict[str, Any]:
     """The search options with `items_limit` at most the cap for `pixel_selection` (the cap when not asked)."""
     options = dict(options or {})
@@ -55,7 +60,7 @@ def capped_search(options: dict[str, Any] | None, pixel_selection: Any, limits: 
 
 def bounded_backend(limits: BudgetSettings) -> type[PGSTACBackend]:
     """titiler.pgstac's backend, its searches capped by `capped_search`; a stacking pixel selection makes the
-    request's meter count what the stack holds (`CostMeter.stacking`), and a tile's stack is priced from the item
+    request's meter count what the stack holds (`CostMeter.holding`), and a tile's stack is priced from the item
     count before any item is read."""
 
     @attr.s
@@ -70,7 +75,7 @@ def bounded_backend(limits: BudgetSettings) -> type[PGSTACBackend]:
             pixel_selection = kwargs.get("pixel_selection")
             options = capped_search(search_options, pixel_selection, limits)
             if stacking := _stacking(pixel_selection):
-                current_read_log().meter.stacking = True
+                _hold(STACKED_ITEMSIZE)
                 side = kwargs.get("tilesize") or self.tms.matrix(z).tileWidth
                 self._stacked_tile = (stacking, side + 2 * int(kwargs.get("buffer") or 0))
             return super().tile(x, y, z, search_options=options, **kwargs)
@@ -92,7 +97,7 @@ def bounded_backend(limits: BudgetSettings) -> type[PGSTACBackend]:
         def part(self, bbox: Any, search_options: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
             options = capped_search(search_options, kwargs.get("pixel_selection"), limits)
             if _stacking(kwargs.get("pixel_selection")):
-                current_read_log().meter.stacking = True
+                _hold(STACKED_ITEMSIZE)
             return super().part(bbox, search_options=options, **kwargs)
 
         def point(  # type: ignore[override]

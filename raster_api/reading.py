@@ -42,7 +42,6 @@ from rio_tiler.io import Reader
 from raster_api import budget, gdal
 from raster_api.auth import Caller, authorize, may_read
 from raster_api.budget import CostMeter
-from raster_api.credentials import AwsCredentials
 from raster_api.errors import (
     BadBandSelection,
     BucketNotServed,
@@ -152,25 +151,26 @@ class ReadScope:
             try:
                 return opener(path)
             except RasterioIOError as exc:
-                failure = self._failure(read, exc, credentials)
-                if failure in RETRYABLE and attempt == 1:
+                said = classify_s3_failure(exc, path) or S3Failure.OTHER
+                # A refusal in GDAL's words may be a follow-up request's (see `ProviderRouter.object_failure`) or one
+                # GDAL cached for this path: the object's own answer decides.
+                failure = self.router.object_failure(read, credentials) if said in RETRYABLE else said
+                if attempt == 1 and failure in RETRYABLE:
                     fresh = self.router.force_refresh(provider)
                     if fresh != credentials:  # else nothing new to try (or refreshed too recently): S3's answer stands
                         gdal.invalidate_path(path)
                         credentials = fresh
                         continue
+                elif attempt == 1 and failure is None:
+                    # The object reads fine with these keys: drop GDAL's cache of the path and ask once more.
+                    gdal.invalidate_path(path)
+                    continue
+                if failure is None:  # still: GDAL's words, less the refusal the object's answer contradicts
+                    failure = classify_s3_failure(exc, path, exclude=RETRYABLE) or S3Failure.OTHER
                 if failure in RETRYABLE:
                     self.log.add_refusal(provider.name)
-                raise translate_read_error(exc, provider.name, read.url, failure) from exc
+                raise translate_read_error(exc, provider.name, read.url, path, failure) from exc
         raise AssertionError("unreachable: the second attempt returns or raises")
-
-    def _failure(self, read: ResolvedRead, exc: RasterioIOError, credentials: AwsCredentials | None) -> S3Failure:
-        """Why the open failed. A refusal in GDAL's words may be a follow-up request's (see
-        `ProviderRouter.object_failure`): the object's own answer decides, and a readable object is no refusal."""
-        failure = classify_s3_failure(exc) or S3Failure.OTHER
-        if failure in RETRYABLE:
-            failure = self.router.object_failure(read, credentials) or S3Failure.OTHER
-        return failure
 
     def reader(self, collection: str | None = None) -> Callable[..., ProviderReader]:
         """A reader factory for rio-tiler's multi-asset readers (`_get_reader`): `factory(href, **options)`."""
@@ -300,7 +300,11 @@ class ProviderReader(Reader):
 
     def point(self, *args: Any, **kwargs: Any) -> Any:
         self._check_request(kwargs)
-        self.scope.log.meter.check_deadline()
+        indexes = kwargs.get("indexes")
+        bands = [indexes] if isinstance(indexes, int) else indexes
+        if expression := kwargs.get("expression"):
+            bands = list(parse_expression(expression))
+        self.scope.log.meter.charge(budget.estimate_point(self.dataset, bands or None), self.resolved.url)
         with self._placed(kwargs.get("coord_crs") or WGS84_CRS):
             return super().point(*args, **kwargs)
 
@@ -399,4 +403,5 @@ class ProviderReader(Reader):
         self.close()
         if isinstance(exc_value, RasterioIOError):
             # A failure after the open (a range request refused or lost): worded like one at the open.
-            raise translate_read_error(exc_value, self.resolved.provider.name, self.resolved.url) from exc_value
+            read = self.resolved
+            raise translate_read_error(exc_value, read.provider.name, read.url, read.gdal_path) from exc_value

@@ -4,7 +4,6 @@ Reads go through `raster_api.reading` (the provider-read seam), which builds on 
 
 - `parse_url(url) -> S3Location`: the one parser of dataset URLs (`s3://`, a DAAC's https distribution URL);
   keys GDAL would rewrite are refused (`providers.s3`), so the location checked is the object read.
-- `resolve(url, provider) -> ResolvedRead`: parse the URL and decide the provider, or raise a 4xx error.
 - `owner(bucket)`, `check_access(provider_name, bucket)`: the ownership rules.
 - `gdal_env(provider) -> dict`: kwargs for `rasterio.Env(**env)`.
 - `credentials(provider) -> AwsCredentials | None`: the provider's current keys (None for `unsigned`).
@@ -183,10 +182,6 @@ class ProviderRouter:
                 f"credentials: {_shown(url)}"
             )
         return location
-
-    def resolve(self, url: str, provider: str | None = None) -> ResolvedRead:
-        location = self.parse_url(url)
-        return ResolvedRead(self.check_access(provider, location.bucket), location)
 
     def _distribution_location(self, url: str) -> S3Location | None:
         """The S3 object a DAAC's distribution URL names, or None when `url` is not one of a configured DAAC."""

@@ -13,11 +13,15 @@ silent fallback identity):
 
 from __future__ import annotations
 
+from typing import Any
+
 import attr
 from rio_tiler.io import BaseReader
 from rio_tiler.types import AssetInfo
 from titiler.pgstac.reader import PgSTACReader, SimpleSTACReader
 
+from raster_api.budget import MB
+from raster_api.errors import OverBudget
 from raster_api.reading import ReadScope
 
 # The collection field naming the provider that serves a collection's assets.
@@ -39,6 +43,25 @@ class RoutedItemReader(PgSTACReader):
     """titiler.pgstac's item reader (`/collections/{c}/items/{i}`), with the same per-asset routing."""
 
     scope: ReadScope = attr.ib(kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        # The assets' images are read one by one and held until they are stacked into one: their sizes add up.
+        self.scope.log.meter.holding = True
+        super().__attrs_post_init__()
+
+    def tile(self, *args: Any, **kwargs: Any) -> Any:
+        # Priced before any asset is read: each asset's tile is at least one byte per pixel.
+        assets = kwargs.get("assets") or []
+        side = (kwargs.get("tilesize") or 256) + 2 * int(kwargs.get("buffer") or 0)
+        limit = self.scope.log.meter.limits.max_output_bytes
+        if len(assets) * side * side > limit:
+            raise OverBudget(
+                "max_output_bytes",
+                f"the request holds {len(assets)} asset(s) of {side}x{side} px at once (at least "
+                f"{len(assets) * side * side / MB:,.0f} MB), above the {limit / MB:,.0f} MB a request may hold "
+                "(RASTER_API_MAX_OUTPUT_BYTES): ask for fewer assets or a smaller tilesize",
+            )
+        return super().tile(*args, **kwargs)
 
     def _get_reader(self, asset_info: AssetInfo) -> type[BaseReader]:
         return self.scope.reader(self.item.collection_id)  # type: ignore[return-value]

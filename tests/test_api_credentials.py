@@ -15,6 +15,7 @@ from rasterio.errors import RasterioIOError
 from local_stack.aws_world import DAAC_A_BUCKET, OWN_BUCKET, PARTNER_BUCKET
 from providers import Provider, ProviderKind
 from raster_api.credentials import AwsCredentials, CredentialCache
+from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter
 from raster_api.settings import CredentialSettings, Settings
 from tests.api_helpers import assert_tile_from, earthdata_json, fresh_object, private_secret_config, tile_path
@@ -111,7 +112,7 @@ def test_rotation_clears_a_cached_403_for_the_providers_buckets(private_secret, 
     monkeypatch.setenv("RASTER_API_CREDENTIALS_REFRESH_INTERVAL", "0")  # every gdal_env() re-reads the secret
     router = ProviderRouter.from_settings(Settings())
     url = fresh_object(aws_world, DAAC_A_BUCKET)
-    path = router.resolve(url).gdal_path
+    path = ReadScope(router).resolve(url).gdal_path
     aws_world.put_secret(private_secret, daac_keys["daac-b"].earthdata_json())
     with pytest.raises(RasterioIOError), rasterio.Env(**router.gdal_env("daac-a")):
         rasterio.open(path)

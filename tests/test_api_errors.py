@@ -1,10 +1,12 @@
 """Every way a request can fail answers with the right status and a message naming provider and object."""
 
+import uuid
 from urllib.parse import quote
 
 import pytest
 
 from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET, SAMPLE_KEYS
+from local_stack.samples import make_cog
 from tests.api_helpers import NOT_GEOTIFF_REASON, TILE_Z, assert_tile_from, decode_image, tile_path
 
 
@@ -340,3 +342,37 @@ def test_a_missing_object_is_decided_by_its_own_answer_and_forces_no_refresh(api
         ("s3", "GET", f"{DAAC_A_BUCKET}/{key}"),  # the object's own answer: NoSuchKey
     ]  # and no Secrets Manager read: no forced refresh
     assert api_client.get("/providers/daac-a").json()["credentials"]["last_forced_refresh"] is None
+
+
+@pytest.mark.parametrize("name", ["AccessDenied", "ExpiredToken", "NoSuchKey"])
+def test_a_key_naming_an_s3_error_is_read_as_what_it_holds(api_client, aws_world, name):
+    """GDAL's messages quote the path: a key's words are never taken for S3's answer."""
+    key = f"api-tests/words/{name}.tif"
+    aws_world.put_object(OWN_BUCKET, key, b"not a GeoTIFF at all")
+    response = api_client.get("/cog/info", params={"url": f"s3://{OWN_BUCKET}/{key}"})
+    assert response.status_code == 400
+    assert (
+        response.json()["detail"] == f"s3://{OWN_BUCKET}/{key} (provider 'own') is not a GeoTIFF: " + NOT_GEOTIFF_REASON
+    )
+
+
+def test_a_refusal_gdal_cached_for_another_identity_does_not_fail_the_owner(api_client, aws_world, daac_keys):
+    """GDAL caches answers by path, not by keys: a 403 cached for another identity's read of the object is dropped
+    once the object's own answer shows the owner's keys read it."""
+    import rasterio
+    from rasterio.session import AWSSession
+
+    key = f"api-tests/cached-refusal/{uuid.uuid4().hex}.tif"
+    aws_world.put_object(DAAC_B_BUCKET, key, make_cog(60))
+    path = f"/vsis3/{DAAC_B_BUCKET}/{key}"
+    stranger = daac_keys["daac-a"]
+    session = AWSSession(
+        aws_access_key_id=stranger.access_key_id,
+        aws_secret_access_key=stranger.secret_access_key,
+        aws_session_token=stranger.session_token,
+    )
+    with pytest.raises(rasterio.errors.RasterioIOError), rasterio.Env(session, **aws_world.gdal_env()):
+        rasterio.open(path)  # GDAL now holds a 403 for this path
+    response = api_client.get(tile_path(), params={"url": f"s3://{DAAC_B_BUCKET}/{key}"})
+    assert response.status_code == 200, response.text
+    assert_tile_from(response.content, DAAC_B_BUCKET)

@@ -16,6 +16,7 @@ from rio_tiler.utils import inherit_rasterio_env
 from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET
 from providers import ProviderKind, load_providers
 from raster_api.credentials import AwsCredentials, CredentialCache
+from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter
 from raster_api.settings import Settings
 from tests.api_helpers import TILE_X, TILE_Y, TILE_Z, assert_tile_from, fresh_object, tile_path
@@ -63,7 +64,7 @@ def static_key_router(api_env, aws_world):
 
 def test_keys_are_never_combined_with_the_lambdas_session_token(static_key_router, aws_world, lambda_keys):
     assert os.environ["AWS_SESSION_TOKEN"] == lambda_keys.session_token  # as on Lambda
-    path = static_key_router.resolve(fresh_object(aws_world, OWN_BUCKET)).gdal_path
+    path = ReadScope(static_key_router).resolve(fresh_object(aws_world, OWN_BUCKET)).gdal_path
     with rasterio.Env(**static_key_router.gdal_env("own")), rasterio.open(path) as src:
         assert src.read(1, window=((0, 1), (0, 1)))[0, 0] == 110
 
@@ -80,7 +81,7 @@ def test_gdal_alone_would_combine_keys_with_the_environments_token(api_env, aws_
 def test_provider_env_reaches_rio_tiler_worker_threads(api_env, aws_world):
     """rio-tiler's worker threads read with the provider's keys (the process identity could not read DAAC A)."""
     router = ProviderRouter.from_settings(Settings())
-    path = router.resolve(fresh_object(aws_world, DAAC_A_BUCKET)).gdal_path
+    path = ReadScope(router).resolve(fresh_object(aws_world, DAAC_A_BUCKET)).gdal_path
 
     def read_tile():
         with Reader(path) as src:

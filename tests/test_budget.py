@@ -11,6 +11,7 @@ import uuid
 
 import numpy as np
 import pytest
+import rasterio
 from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 
@@ -234,3 +235,91 @@ def test_a_normal_tile_still_passes_every_budget(api_client, hostile, caplog):
     assert response.status_code == 200
     records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "raster_api.access"]
     assert records[-1]["budget"] is None
+
+
+def _write(path, width: int, height: int, count: int = 1, **profile) -> bytes:
+    base = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": "uint8",
+        "crs": "EPSG:4326",
+        "transform": from_bounds(-120.0, 34.0, -119.0, 35.0, width, height),
+        "compress": "DEFLATE",
+    }
+    with rasterio.open(path, "w", **{**base, **profile}) as dst:
+        dst.write(np.full((count, height, width), 7, dtype="uint8"))
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def layouts(aws_world, tmp_path_factory):
+    """Layouts whose cost is not what their blocks say: one 2048 px tile, one compressed strip, 16 bands
+    interleaved by pixel (and the same bands by band)."""
+    tmp = tmp_path_factory.mktemp("layouts")
+    objects = {
+        "one-tile": _write(tmp / "a.tif", 2048, 2048, tiled=True, blockxsize=2048, blockysize=2048),
+        "one-strip": _write(tmp / "b.tif", 2048, 2048, tiled=False, blockysize=2048),
+        "pixel-interleaved": _write(tmp / "c.tif", 512, 512, 16, tiled=True, blockxsize=256, blockysize=256),
+        "band-interleaved": _write(
+            tmp / "d.tif", 512, 512, 16, tiled=True, blockxsize=256, blockysize=256, interleave="band"
+        ),
+    }
+    urls = {}
+    for name, body in objects.items():
+        aws_world.put_object(OWN_BUCKET, f"layouts/{name}.tif", body)
+        urls[name] = f"s3://{OWN_BUCKET}/layouts/{name}.tif"
+    return urls
+
+
+@pytest.fixture
+def small_budget_client(api_env, api_client_factory, monkeypatch):
+    monkeypatch.setenv("RASTER_API_MAX_SOURCE_BYTES", str(2**20))  # 1 MB
+    return api_client_factory()
+
+
+SOURCE_LIMIT = "above the 1.0 MB a request may read (RASTER_API_MAX_SOURCE_BYTES)"
+
+
+def test_a_point_is_priced_by_the_block_it_decodes(small_budget_client, layouts):
+    response = small_budget_client.get("/cog/point/-119.5,34.5", params={"url": layouts["one-tile"]})
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"reading this from {layouts['one-tile']} needs 4.0 MB of pixels, {SOURCE_LIMIT}: its compressed blocks span "
+        "the whole width (strips, or one tile), decoded from their first row. Convert it to a COG (`rio cogeo "
+        "create`), or ask for a smaller area or fewer bands"
+    )
+
+
+def test_a_compressed_strip_is_priced_from_its_first_row(small_budget_client, layouts):
+    near_the_bottom = "/cog/bbox/-119.6,34.0,-119.5,34.05/64x64.png"
+    response = small_budget_client.get(near_the_bottom, params={"url": layouts["one-strip"]})
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"reading this from {layouts['one-strip']} needs 4.0 MB of pixels, {SOURCE_LIMIT}: its compressed blocks "
+        "span the whole width (strips, or one tile), decoded from their first row. Convert it to a COG (`rio cogeo "
+        "create`), or ask for a smaller area or fewer bands"
+    )
+    near_the_top = small_budget_client.get(
+        "/cog/bbox/-119.6,34.97,-119.5,35.0/64x64.png", params={"url": layouts["one-strip"]}
+    )
+    assert near_the_top.status_code == 200, near_the_top.text
+
+
+def test_bands_interleaved_by_pixel_are_all_decoded(small_budget_client, layouts):
+    params = {"bidx": "1", "max_size": "512"}
+    by_pixel = small_budget_client.get("/cog/preview.png", params={"url": layouts["pixel-interleaved"], **params})
+    assert by_pixel.status_code == 400
+    assert by_pixel.json()["detail"].startswith(
+        f"reading this from {layouts['pixel-interleaved']} needs 4.0 MB of pixels, {SOURCE_LIMIT}"
+    )
+    by_band = small_budget_client.get("/cog/preview.png", params={"url": layouts["band-interleaved"], **params})
+    assert by_band.status_code == 200, by_band.text
+
+
+def test_bounds_that_do_not_transform_are_priced_as_the_whole_dataset(api_client, sample_urls):
+    """A bbox far outside a projection's domain transforms to inf/NaN: never a 500."""
+    path = "/cog/bbox/-100000000,-100000000,100000000,100000000/64x64.png"
+    response = api_client.get(path, params={"url": sample_urls[OWN_BUCKET], "coord_crs": "EPSG:3035"})
+    assert response.status_code == 200, response.text  # the sample (512 px) is within every budget

@@ -181,7 +181,7 @@ def test_answers_match_vanilla_titiler_on_the_same_bytes(clients, corpus, name):
 
 
 def test_every_listed_difference_is_in_the_readme():
-    section = README.read_text().split("### Fidelity", 1)[1].split("\n## ", 1)[0]
+    section = README.read_text().split("### Fidelity", 1)[1].split("\n#", 1)[0]
     rows = set(re.findall(r"^\| `([\w-]+)` \|", section, flags=re.MULTILINE))
     assert rows == set(KNOWN_DIFFERENCES)
 

@@ -701,3 +701,22 @@ def test_an_anonymous_collection_search_writes_nothing_to_the_database(
     assert signed_in.status_code == 200, signed_in.text
     assert _searches_naming(pgstac_db.dsn, "signed-in-marker") > 0  # titiler.pgstac registers it (its rows)
     assert _tile(restricted_client, "/collections/own-east").status_code == 200  # no search parameter: anyone
+
+
+def test_an_items_assets_are_priced_together(client: TestClient, stac_catalog: dict[str, str], aws_world) -> None:
+    """An item's assets are held until they are stacked: asking for the same asset many times adds up."""
+    item = stac_catalog["daac-a-west"]
+    path = f"/collections/daac-a-west/items/{item}/{TILE_PATH.replace('.png', '.npy')}"
+    wire = aws_world.recording
+    wire.reset()
+    wire.start()
+    try:
+        response = client.get(path, params=[("assets", "data")] * 8 + [("tilesize", "4096")])
+    finally:
+        wire.stop()
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "the request holds 8 asset(s) of 4096x4096 px at once (at least 128 MB), above the 64 MB a request may hold "
+        "(RASTER_API_MAX_OUTPUT_BYTES): ask for fewer assets or a smaller tilesize"
+    )
+    assert wire.s3_requests() == []

@@ -2,6 +2,7 @@
 
 import pytest
 import rasterio
+import rasterio.cache
 from botocore.exceptions import ClientError
 from rasterio.session import AWSSession
 
@@ -23,6 +24,12 @@ def test_gdal_is_refused_with_another_providers_keys(aws_world, sample_urls, daa
         aws_secret_access_key=keys.secret_access_key,
         aws_session_token=keys.session_token,
     )
-    with rasterio.Env(session, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", **aws_world.gdal_env()):
-        with pytest.raises(rasterio.errors.RasterioIOError):
-            rasterio.open(f"/vsis3/{DAAC_B_BUCKET}/{SAMPLE_KEYS[DAAC_B_BUCKET]}")
+    path = f"/vsis3/{DAAC_B_BUCKET}/{SAMPLE_KEYS[DAAC_B_BUCKET]}"
+    # GDAL's caches are keyed by path, not keys: neither an earlier read nor this refusal may cross tests.
+    rasterio.cache.invalidate(path)
+    try:
+        with rasterio.Env(session, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", **aws_world.gdal_env()):
+            with pytest.raises(rasterio.errors.RasterioIOError):
+                rasterio.open(path)
+    finally:
+        rasterio.cache.invalidate(path)
