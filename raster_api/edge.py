@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from raster_api.errors import error_response
 
 ORIGIN_VERIFY_HEADER = b"x-origin-verify"
 logger = logging.getLogger(__name__)
@@ -111,12 +112,10 @@ class PublicHostMiddleware:
             await self.app(_addressed_to(scope, "https", lambda_domain), receive, send)
         else:
             named = forwarded or host
-            body = {
-                "detail": f"host {named!r} is not served here: set RASTER_API_PUBLIC_URL or add it to "
-                "RASTER_API_ALLOWED_HOSTS",
-                "request_id": scope.get("state", {}).get("request_id"),
-            }
-            await JSONResponse(body, status_code=400, headers={"Cache-Control": "no-store"})(scope, receive, send)
+            detail = (
+                f"host {named!r} is not served here: set RASTER_API_PUBLIC_URL or add it to RASTER_API_ALLOWED_HOSTS"
+            )
+            await error_response(scope, 400, detail, {"Cache-Control": "no-store"})(scope, receive, send)
 
 
 @dataclass
@@ -153,6 +152,7 @@ class OriginSecret:
 class OriginVerifyMiddleware:
     app: ASGIApp
     secret: OriginSecret
+    retry_after_seconds: int = 30
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,17 +162,13 @@ class OriginVerifyMiddleware:
             verified = self.secret.matches(_header(scope, ORIGIN_VERIFY_HEADER))
         except Exception as exc:  # Secrets Manager unreachable: refuse, without a 500
             logger.warning("origin secret unavailable: %s", type(exc).__name__)
-            body = {"detail": "origin verification is unavailable; retry later", "request_id": None}
-            await JSONResponse(body, status_code=503, headers={"Cache-Control": "no-store", "Retry-After": "30"})(
-                scope, receive, send
-            )
+            headers = {"Cache-Control": "no-store", "Retry-After": str(self.retry_after_seconds)}
+            answer = error_response(scope, 503, "origin verification is unavailable; retry later", headers)
+            await answer(scope, receive, send)
             return
         if not verified:
-            body = {
-                "detail": "requests must come through the CDN: the x-origin-verify header is missing or wrong",
-                "request_id": scope.get("state", {}).get("request_id"),
-            }
-            await JSONResponse(body, status_code=403, headers={"Cache-Control": "no-store"})(scope, receive, send)
+            detail = "requests must come through the CDN: the x-origin-verify header is missing or wrong"
+            await error_response(scope, 403, detail, {"Cache-Control": "no-store"})(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

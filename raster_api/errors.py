@@ -21,6 +21,7 @@ from rio_tiler import errors as rt
 from starlette import status
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Scope
 from titiler.core.errors import DEFAULT_STATUS_CODES, BadRequestError, TileNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -292,14 +293,11 @@ NO_PIXEL = "the requested area maps to no pixel of the dataset"
 BAD_WINDOW_MARKERS = ("Wrong values in DstRect", "Invalid dataset dimensions", "Access window out of range")
 
 
-def _request_id(request: Request) -> str | None:
-    return request.scope.get("state", {}).get("request_id")
-
-
-def _json_error(request: Request, status_code: int, detail: str, headers: Mapping[str, str] | None = None):
-    body: dict[str, object] = {"detail": detail}
-    if request_id := _request_id(request):
-        body["request_id"] = request_id
+def error_response(
+    scope: Scope, status_code: int, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The one error body of every route and middleware: `{"detail", "request_id"}`."""
+    body = {"detail": detail, "request_id": scope.get("state", {}).get("request_id")}
     return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
 
 
@@ -331,7 +329,7 @@ def add_exception_handlers(
             headers["Retry-After"] = str(retry_after_seconds)
         if code >= 500:
             logger.warning("%s on %s: %s", type(exc).__name__, request.url.path, _first_line(exc))
-        return _json_error(request, code, detail, headers)
+        return error_response(request.scope, code, detail, headers)
 
     for exc_class in table:
         app.add_exception_handler(exc_class, handler)

@@ -248,7 +248,9 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     )
     if settings.api.origin_verify_secret_id:
         app.add_middleware(
-            OriginVerifyMiddleware, secret=OriginSecret(secrets_manager_string(settings.api.origin_verify_secret_id))
+            OriginVerifyMiddleware,
+            secret=OriginSecret(secrets_manager_string(settings.api.origin_verify_secret_id)),
+            retry_after_seconds=settings.api.retry_after_seconds,
         )
     app.add_middleware(AcceptHeaderMiddleware)
     app.add_middleware(UnexpectedErrorMiddleware)

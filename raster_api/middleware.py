@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from raster_api.budget import CostMeter
+from raster_api.errors import error_response
 from raster_api.reading import ReadLog, read_log
 from raster_api.routing import ResolvedRead
 from raster_api.settings import BudgetSettings
@@ -184,8 +184,8 @@ class UnexpectedErrorMiddleware:
             error_logger.error("unhandled %s on %s", type(exc).__name__, scope.get("path"), exc_info=exc)
             if started:
                 raise  # a body is on its way: nothing valid can be sent any more
-            body = {"detail": "internal server error", "request_id": scope.get("state", {}).get("request_id")}
-            await JSONResponse(body, status_code=500, headers={"Cache-Control": "no-store"})(scope, receive, send)
+            answer = error_response(scope, 500, "internal server error", {"Cache-Control": "no-store"})
+            await answer(scope, receive, send)
 
 
 class ResponseSizeLimitMiddleware:
@@ -212,19 +212,13 @@ class ResponseSizeLimitMiddleware:
                 length = MutableHeaders(scope=message).get("content-length")
                 if length is not None and length.isdigit() and int(length) > self.max_bytes:
                     refused = True
-                    await _too_large(int(length), self.max_bytes)(scope, receive, send)
+                    detail = (
+                        f"the response would be {length} bytes, more than the limit of {self.max_bytes} "
+                        "(RASTER_API_MAX_RESPONSE_BYTES): ask for a smaller width/height/max_size or a compressed format"
+                    )
+                    await error_response(scope, 413, detail)(scope, receive, send)
                     return
             if not refused:
                 await send(message)
 
         await self.app(scope, receive, limited_send)
-
-
-def _too_large(length: int, max_bytes: int) -> JSONResponse:
-    return JSONResponse(
-        {
-            "detail": f"the response would be {length} bytes, more than the limit of {max_bytes} "
-            "(RASTER_API_MAX_RESPONSE_BYTES): ask for a smaller width/height/max_size or a compressed format"
-        },
-        status_code=413,
-    )

@@ -290,6 +290,7 @@ def test_response_larger_than_lambda_can_return_is_413_naming_the_limit(api_clie
     response = api_client.get("/cog/bbox/-120,34,-119,35/3000x3000.tif", params={"url": sample_urls[OWN_BUCKET]})
     assert response.status_code == 413
     assert "RASTER_API_MAX_RESPONSE_BYTES" in response.json()["detail"]
+    assert response.json()["request_id"] == response.headers["x-request-id"]  # the same body as every error
     assert response.headers["cache-control"] == "public, max-age=30, s-maxage=30"
     small = api_client.get("/cog/bbox/-120,34,-119,35/300x300.tif", params={"url": sample_urls[OWN_BUCKET]})
     assert small.status_code == 200

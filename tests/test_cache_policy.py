@@ -156,6 +156,20 @@ def test_origin_verify_refuses_requests_that_skip_the_cdn(api_env, aws_world, mo
     assert through_cdn.status_code == 200
 
 
+def test_an_unreadable_origin_secret_is_503_with_the_configured_retry_after(
+    api_env, monkeypatch, api_client_factory, url
+):
+    monkeypatch.setenv("RASTER_API_ORIGIN_VERIFY_SECRET_ID", "raster/origin-verify-never-written")
+    monkeypatch.setenv("RASTER_API_RETRY_AFTER_SECONDS", "7")
+    response = api_client_factory().get(tile_path(), params={"url": url}, headers={"x-origin-verify": "anything"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert response.json() == {
+        "detail": "origin verification is unavailable; retry later",
+        "request_id": response.headers["x-request-id"],
+    }
+
+
 def test_a_rotated_origin_secret_is_reread_at_most_once_per_interval():
     values = iter(["old", "new", "newer"])
     fetches: list[str] = []
