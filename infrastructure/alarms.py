@@ -1,7 +1,7 @@
 """Alarms that tell ops, through one SNS topic, that tiles are failing or DAAC credentials are about to lapse.
 
-The old stacks rotated silently: a broken rotation was noticed only when every DAAC tile returned 403 an hour later.
-Here the rotator's own metric (`SecondsUntilExpiry`, per provider) raises an alarm while the current keys still work.
+A rotation that keeps failing would otherwise be noticed only when every DAAC tile returns 403, an hour later: the
+rotator's own metric (`SecondsUntilExpiry`, per provider) raises an alarm while the current keys still work.
 """
 
 from __future__ import annotations

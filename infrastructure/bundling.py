@@ -1,6 +1,6 @@
 """Lambda packaging without Docker: pip installs manylinux wheels for the target architecture into a directory.
 
-The old stacks built Lambda images with Docker, which ops machines and CI often lack. Wheels for Lambda's
+Docker, which ops machines and CI often lack, is not needed to build a Lambda bundle: wheels for Lambda's
 platform (Amazon Linux 2023, glibc 2.34) install anywhere with `pip --platform ... --only-binary=:all:`, so bundling
 is a local step (`ILocalBundling.try_bundle`); Docker's SAM build image is only the fallback when no pip exists.
 Bundles are cached under a hash of the requirement set and our sources, so repeated synths are instant.

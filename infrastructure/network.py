@@ -1,8 +1,8 @@
 """The network the Lambdas run in: private subnets with a NAT route to Earthdata Login and the DAAC buckets.
 
-The old stacks planned subnets by hand and ran out of room for private-with-NAT subnets. Here a new VPC gets one
-public and one private subnet per AZ carved from a single configurable CIDR by CDK, or an existing VPC is imported
-from ids alone (`Vpc.from_vpc_attributes`), so synth never needs an AWS lookup.
+Subnets planned by hand run out of room for private-with-NAT subnets: a new VPC gets one public and one private
+subnet per AZ carved from a single configurable CIDR by CDK, or an existing VPC is imported from ids alone
+(`Vpc.from_vpc_attributes`), so synth never needs an AWS lookup.
 """
 
 from __future__ import annotations

@@ -251,10 +251,6 @@ class EarthdataEmulator:
         with self._lock:
             return self.auth_modes.get(daac, AuthMode.BEARER_AND_REDIRECT)
 
-    def add_token(self, token: str) -> None:
-        with self._lock:
-            self._valid_tokens.add(token)
-
     def count(self, endpoint: str) -> int:
         with self._lock:
             return self.counts[endpoint]

@@ -1,7 +1,7 @@
 """The built-in catalogue of NASA Earthdata DAACs: `"daac": "LPDAAC"` in a provider entry instead of hand-copied URLs.
 
-Ops used to look up each DAAC's `s3credentials` endpoint and its https distribution host by hand; a typo showed up
-only at the first rotation. Here each DAAC is data: its `s3credentials` endpoint (from earthaccess's DAAC table), the
+A DAAC's `s3credentials` endpoint and https distribution host copied by hand show a typo only at the first
+rotation, so each DAAC is data here: its `s3credentials` endpoint (from earthaccess's DAAC table), the
 origins whose https URLs are `https://<origin>/<bucket>/<key>` for an object `s3://<bucket>/<key>` (its TEA
 distribution), and the bucket names known to belong to it (what the example providers file lists).
 

@@ -194,16 +194,6 @@ class PgstacConnection:
         if self.pool is not None:
             self.pool.close()
 
-    def online(self, timeout: float = 1.0) -> bool:
-        if self.pool is None or self.pool.closed:
-            return False
-        try:
-            with self.pool.connection(timeout) as conn:
-                conn.execute("SELECT 1")
-            return True
-        except (psycopg.OperationalError, PoolTimeout):
-            return False
-
     def _load_declared_providers(self) -> dict[str, str]:
         with self.open().connection() as conn:
             rows = conn.execute(
@@ -472,11 +462,3 @@ def register(
     app.include_router(items.router, tags=[TAGS_ITEM], prefix="/collections/{collection_id}/items/{item_id}")
 
     return connection
-
-
-def health(app: FastAPI) -> dict[str, Any]:
-    """The `/healthz` "pgstac" part: whether STAC routes are mounted and the database answers."""
-    connection: PgstacConnection | None = getattr(app.state, "pgstac", None)
-    if connection is None:
-        return {"enabled": False}
-    return {"enabled": True, "database_online": connection.online()}

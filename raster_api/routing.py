@@ -8,7 +8,7 @@ Reads go through `raster_api.reading` (the provider-read seam), which builds on 
 - `gdal_env(provider) -> dict`: kwargs for `rasterio.Env(**env)`.
 - `credentials(provider) -> AwsCredentials | None`: the provider's current keys (None for `unsigned`).
 - `force_refresh(provider)`: fetch fresh credentials after S3 refused a read (bounded per provider).
-- `health()`: per-provider credential health for `/providers`.
+- `provider_health(name)`: a provider's credential health for `/providers`.
 
 Ownership is exclusive (`providers.models.owner_of`): a request naming provider B for provider A's bucket is refused
 before GDAL is ever called, which is also what keeps GDAL's path-keyed caches from serving A's bytes to B.
@@ -282,9 +282,6 @@ class ProviderRouter:
         return None
 
     # -- health -----------------------------------------------------------------------------------------------
-
-    def health(self) -> dict[str, CredentialHealth]:
-        return {name: self.provider_health(name) for name in self.providers}
 
     def provider_health(self, name: str) -> CredentialHealth:
         return self.credential_cache.health(self.provider(name).name)
