@@ -19,12 +19,11 @@ from typing import Any
 import morecantile
 import numpy as np
 import requests
-from rasterio.io import MemoryFile
-from rasterio.transform import from_bounds
 
 from bench.report import Row, Section
 from bench.uvicorn_proc import uvicorn_server
 from local_stack.aws_world import OWN_BUCKET, AwsWorld
+from local_stack.samples import make_hostile_geotiff
 
 BOUNDS = (-120.0, 34.0, -119.0, 35.0)
 SECONDS_GOAL = 5.0
@@ -32,39 +31,12 @@ GROWTH_GOAL_MB = 512.0
 ITEMS = 150
 
 
-def _geotiff(count: int, size: int, overviews: bool = True, tags: bool = False) -> bytes:
-    profile = {
-        "driver": "GTiff",
-        "width": size,
-        "height": size,
-        "count": count,
-        "dtype": "uint8",
-        "crs": "EPSG:4326",
-        "transform": from_bounds(*BOUNDS, size, size),
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "compress": "DEFLATE",
-        "SPARSE_OK": "TRUE",
-    }
-    with MemoryFile() as memory:
-        with memory.open(**profile) as dst:
-            if size <= 4096:
-                dst.write(np.full((count, size, size), 7, dtype="uint8"))
-                if overviews:
-                    dst.build_overviews([2, 4, 8])
-            if tags:
-                for band in range(1, count + 1):
-                    dst.update_tags(band, STATISTICS_MINIMUM=0, STATISTICS_MAXIMUM=100)
-        return bytes(memory.read())
-
-
 def _upload(world: AwsWorld) -> dict[str, str]:
     objects = {
-        "cog": _geotiff(3, 2048),
-        "huge": _geotiff(1, 131072, overviews=False),
-        "bands-300": _geotiff(300, 1024, overviews=False),
-        "bands-22": _geotiff(22, 512, tags=True),
+        "cog": make_hostile_geotiff(3, 2048),
+        "huge": make_hostile_geotiff(1, 131072, overviews=False),
+        "bands-300": make_hostile_geotiff(300, 1024, overviews=False),
+        "bands-22": make_hostile_geotiff(22, 512, statistics_tags=True),
     }
     urls = {}
     for name, body in objects.items():

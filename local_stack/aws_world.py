@@ -321,6 +321,15 @@ class WireRecording:
     def reset(self) -> None:
         self._post("reset-recording")
 
+    @contextmanager
+    def capture(self) -> Iterator[WireRecording]:
+        """Record what the emulator receives inside the block (`requests()` reads it afterwards)."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
     def requests(self) -> list[WireRequest]:
         answer = requests.get(f"{self.endpoint}/moto-api/recorder/download-recording", timeout=10)
         answer.raise_for_status()

@@ -86,3 +86,33 @@ def make_striped_geotiff(bounds: tuple[float, float, float, float] = STRIPED_BOU
         with mem.open(**profile) as dst:
             dst.write(data)
         return bytes(mem.read())
+
+
+def make_hostile_geotiff(count: int, size: int, overviews: bool = True, statistics_tags: bool = False) -> bytes:
+    """A square uint8 GeoTIFF (value 7, 256 px tiles) of the kinds hostile requests aim at: many bands; with no
+    overviews; bands tagged with STATISTICS_MINIMUM/MAXIMUM (rio-tiler's expression range estimate reads them).
+    Above 4096 px nothing is written (a sparse file: a huge declared size in a few MB)."""
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": count,
+        "dtype": "uint8",
+        "crs": "EPSG:4326",
+        "transform": from_bounds(*DEFAULT_BOUNDS, size, size),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "DEFLATE",
+        "SPARSE_OK": "TRUE",
+    }
+    with MemoryFile() as memory:
+        with memory.open(**profile) as dst:
+            if size <= 4096:
+                dst.write(np.full((count, size, size), 7, dtype="uint8"))
+                if overviews:
+                    dst.build_overviews([2, 4, 8])
+            if statistics_tags:
+                for band in range(1, count + 1):
+                    dst.update_tags(band, STATISTICS_MINIMUM=0, STATISTICS_MAXIMUM=100)
+        return bytes(memory.read())

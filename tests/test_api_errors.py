@@ -327,13 +327,8 @@ def test_a_missing_object_is_decided_by_its_own_answer_and_forces_no_refresh(api
     """GDAL follows the object's `NoSuchKey` with a listing probe, which moto refuses (it rejects that request's
     signature; real S3 refuses it to keys without s3:ListBucket): the object's own answer decides, 404."""
     url = f"s3://{DAAC_A_BUCKET}/HLSL30.020/missing/never-written.B04.tif"
-    wire = aws_world.recording
-    wire.reset()
-    wire.start()
-    try:
+    with aws_world.recording.capture() as wire:
         response = api_client.get(tile_path(), params={"url": url})
-    finally:
-        wire.stop()
     assert response.status_code == 404
     assert response.json()["detail"] == f"{url} not found for provider 'daac-a'"
     key = "HLSL30.020/missing/never-written.B04.tif"

@@ -12,50 +12,23 @@ import uuid
 import numpy as np
 import pytest
 import rasterio
-from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 
 from local_stack.aws_world import OWN_BUCKET
+from local_stack.samples import make_hostile_geotiff
 from tests.api_helpers import TILE_X, TILE_Y, TILE_Z, tile_path
 
 HUGE = 131072
-
-
-def _geotiff(count: int, size: int, dtype: str = "uint8", overviews: bool = True, tags: bool = False) -> bytes:
-    profile = {
-        "driver": "GTiff",
-        "width": size,
-        "height": size,
-        "count": count,
-        "dtype": dtype,
-        "crs": "EPSG:4326",
-        "transform": from_bounds(-120.0, 34.0, -119.0, 35.0, size, size),
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "compress": "DEFLATE",
-        "SPARSE_OK": "TRUE",
-    }
-    with MemoryFile() as memory:
-        with memory.open(**profile) as dst:
-            if size <= 4096:
-                dst.write(np.full((count, size, size), 7, dtype=dtype))
-                if overviews:
-                    dst.build_overviews([2, 4, 8])
-            if tags:
-                for band in range(1, count + 1):
-                    dst.update_tags(band, STATISTICS_MINIMUM=0, STATISTICS_MAXIMUM=100)
-        return bytes(memory.read())
 
 
 @pytest.fixture(scope="module")
 def hostile(aws_world):
     """s3:// URLs of the rasters strangers find: huge without overviews, 300 bands, 22 bands with statistics tags."""
     objects = {
-        "cog": _geotiff(1, 1024),
-        "huge-no-overviews": _geotiff(1, HUGE, overviews=False),
-        "bands-300": _geotiff(300, 256),
-        "bands-22-tagged": _geotiff(22, 256, tags=True),
+        "cog": make_hostile_geotiff(1, 1024),
+        "huge-no-overviews": make_hostile_geotiff(1, HUGE, overviews=False),
+        "bands-300": make_hostile_geotiff(300, 256),
+        "bands-22-tagged": make_hostile_geotiff(22, 256, statistics_tags=True),
     }
     urls = {}
     for name, body in objects.items():
@@ -82,13 +55,8 @@ def _opening_gets(aws_world, client, url: str) -> int:
 
 
 def _s3_gets(aws_world, client, path: str, **kwargs):
-    wire = aws_world.recording
-    wire.reset()
-    wire.start()
-    try:
+    with aws_world.recording.capture() as wire:
         response = client.request(kwargs.pop("method", "GET"), path, **kwargs)
-    finally:
-        wire.stop()
     return response, [r for r in wire.s3_requests() if r.method == "GET"]
 
 

@@ -217,13 +217,8 @@ def test_a_mosaic_reads_at_most_its_item_budget(client: TestClient, params: dict
 
 
 def test_a_stacking_mosaic_is_priced_from_its_item_count_before_any_read(client: TestClient, aws_world) -> None:
-    wire = aws_world.recording
-    wire.reset()
-    wire.start()
-    try:
+    with aws_world.recording.capture() as wire:
         response = _tile(client, "/collections/daac-a-west", params={"pixel_selection": "median", "tilesize": "4096"})
-    finally:
-        wire.stop()
     assert response.status_code == 400
     assert response.json()["detail"] == (
         "pixel_selection=median holds 1 item(s) of 4096x4096 px at once (at least 128 MB), above the 64 MB a request "
@@ -707,13 +702,8 @@ def test_an_items_assets_are_priced_together(client: TestClient, stac_catalog: d
     """An item's assets are held until they are stacked: asking for the same asset many times adds up."""
     item = stac_catalog["daac-a-west"]
     path = f"/collections/daac-a-west/items/{item}/{TILE_PATH.replace('.png', '.npy')}"
-    wire = aws_world.recording
-    wire.reset()
-    wire.start()
-    try:
+    with aws_world.recording.capture() as wire:
         response = client.get(path, params=[("assets", "data")] * 8 + [("tilesize", "4096")])
-    finally:
-        wire.stop()
     assert response.status_code == 400
     assert response.json()["detail"] == (
         "the request holds 8 asset(s) of 4096x4096 px at once (at least 128 MB), above the 64 MB a request may hold "
