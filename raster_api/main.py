@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         path_dependency=DatasetPath,
         environment_dependency=unsigned_environment,
         **parameter_slots(settings.api, TilerFactory),
-        extensions=[ProviderCogValidateExtension(), wmtsExtension(layer_identifier_provider=lambda read: read.url)],
+        extensions=[ProviderCogValidateExtension(), wmtsExtension()],
     )
     app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
     app.include_router(TMSFactory().router, tags=["Tiling Schemes"])

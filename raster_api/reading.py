@@ -177,7 +177,7 @@ class ReadScope:
 
         def open_asset(href: str, **options: Any) -> ProviderReader:
             # titiler hands a COG reader its path dependency's value the same way: a resolved read as `input`.
-            return ProviderReader(self.resolve(href, collection), scope=self, **options)  # type: ignore[arg-type]
+            return ProviderReader(self.resolve(href, collection), scope=self, **options)
 
         return open_asset
 
@@ -277,7 +277,9 @@ class ProviderReader(Reader):
     @property
     def resolved(self) -> ResolvedRead:
         """The object this reader reads (its `input`: titiler passes the path dependency's value through)."""
-        return cast(ResolvedRead, self.input)
+        if not isinstance(self.input, ResolvedRead):
+            raise TypeError("ProviderReader reads a ResolvedRead (ReadScope.resolve), not a raw URL")
+        return self.input
 
     @property
     def read_path(self) -> str:

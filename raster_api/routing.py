@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -51,12 +50,22 @@ class _Current:
 CURRENT = _Current()
 
 
-@dataclass(frozen=True)
-class ResolvedRead:
-    """A dataset URL resolved to the provider that reads it."""
+class ResolvedRead(str):
+    """A dataset URL resolved to the provider that reads it. As a `str` it is the canonical `s3://bucket/key`: the
+    value rio-tiler's `input` slot holds (and titiler's WMTS names a layer by), so the resolved read travels through
+    the libraries' own typed slots to the provider-read seam."""
 
     provider: Provider
     location: S3Location
+
+    def __new__(cls, provider: Provider, location: S3Location) -> ResolvedRead:
+        read = super().__new__(cls, location.url)
+        read.provider = provider
+        read.location = location
+        return read
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ResolvedRead, (self.provider, self.location))
 
     @property
     def gdal_path(self) -> str:

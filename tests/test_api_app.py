@@ -164,3 +164,9 @@ def test_no_secret_in_any_response_or_log_line(
         for secret in secrets:
             assert secret not in text
     assert caplog.records, "the scan must have seen log lines"
+
+
+def test_a_wmts_layer_is_named_by_the_canonical_object(api_client, sample_urls):
+    response = api_client.get("/cog/WMTSCapabilities.xml", params={"url": sample_urls[OWN_BUCKET]})
+    assert response.status_code == 200
+    assert f"<ows:Title>{sample_urls[OWN_BUCKET]}_WebMercatorQuad_default</ows:Title>".encode() in response.content
