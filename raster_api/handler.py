@@ -12,4 +12,6 @@ from mangum import Mangum
 from raster_api.main import create_app
 
 app = create_app()
-handler = Mangum(app, lifespan="auto")
+# No lifespan per invocation: everything the app needs (credentials, the pgstac pool) is set up by create_app(), in
+# Lambda's init phase, and must outlive each invocation.
+handler = Mangum(app, lifespan="off")

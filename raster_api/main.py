@@ -8,7 +8,6 @@ and the tests build the app after the environment is set. A bad `PROVIDERS_CONFI
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
@@ -192,16 +191,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from raster_api.viewer import add_viewer
 
     add_download(app, settings.download)
-    add_viewer(app)
+    add_viewer(app, settings.viewer)
     # ---------------------------------------------------------------------------------------------------------------
 
     # --- pgstac mosaics (owned by the pgstac part) ---------------------------------------------------------------
     # When a database is configured (DATABASE_URL or PGSTAC_SECRET_ID, or RASTER_API_PGSTAC_ENABLED=true with libpq's
     # PG* variables), mount the mosaic/collection/item endpoints:
-    if settings.pgstac.pgstac_enabled or any(os.environ.get(v) for v in ("DATABASE_URL", "PGSTAC_SECRET_ID")):
+    if settings.pgstac_mounted:
         from raster_api import pgstac  # lazy: titiler.pgstac and psycopg only when a database is configured
 
-        pgstac.register(app, provider_router)
+        pgstac.register(app, provider_router, settings.database, settings.pgstac_pool)
+    elif settings.pgstac.pgstac_enabled:
+        logger.warning("pgstac routes requested but no database configured (DATABASE_URL, PGSTAC_SECRET_ID, PGHOST)")
     # ---------------------------------------------------------------------------------------------------------------
 
     @app.get("/healthz", tags=["Health"])

@@ -20,7 +20,6 @@ import functools
 import inspect
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -36,7 +35,6 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette import status
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
@@ -62,7 +60,7 @@ from raster_api.mosaic_budget import bounded_backend
 from raster_api.params import parameter_slots
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter
-from raster_api.settings import ApiSettings, BudgetSettings
+from raster_api.settings import ApiSettings, BudgetSettings, DatabaseSettings, PoolSettings
 from raster_api.stac_reader import COLLECTION_PROVIDER_FIELD, RoutedItemReader, RoutedMosaicItemReader
 
 logger = logging.getLogger(__name__)
@@ -70,41 +68,6 @@ logger = logging.getLogger(__name__)
 TAGS_SEARCH = "STAC Search"
 TAGS_COLLECTION = "STAC Collection"
 TAGS_ITEM = "STAC Item"
-
-
-class DatabaseSettings(BaseSettings):
-    """Where the database is: libpq's names, unprefixed (titiler-pgstac and every Postgres tool use them)."""
-
-    model_config = SettingsConfigDict(extra="ignore")
-
-    database_url: str | None = None
-    pgstac_secret_id: str | None = None
-    pghost: str | None = None
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.database_url or self.pgstac_secret_id or self.pghost)
-
-
-class PoolSettings(BaseSettings):
-    """The connection pool and caches; defaults suit Lambda (one request at a time per execution environment)."""
-
-    model_config = SettingsConfigDict(env_prefix="RASTER_API_PGSTAC_", extra="ignore")
-
-    min_size: int = 1
-    max_size: int = 1
-    # Seconds a request waits for a pooled connection before answering 503.
-    timeout: float = 10.0
-    # Seconds start-up waits for the first connection (start-up goes on without it: /healthz says so).
-    startup_timeout: float = 10.0
-    connect_timeout: int = 5
-    max_idle: float = 300.0
-    max_lifetime: float = 3600.0
-    # How long a Secrets Manager value and the collections' declared providers are reused.
-    secret_ttl: float = 300.0
-    collection_cache_ttl: float = 60.0
-    # Close the pool when the app shuts down; default: yes, except on Lambda (see `_lifespan_with_pool`).
-    close_on_shutdown: bool | None = None
 
 
 class InvalidSearch(Exception):
@@ -356,11 +319,9 @@ def _mosaic_factory(
 
 
 def _lifespan_with_pool(app: FastAPI, connection: PgstacConnection, close_on_shutdown: bool) -> None:
-    """Keep the pool open around whatever lifespan the app already has.
-
-    Mangum runs a lifespan cycle around every Lambda invocation, so on Lambda shutdown must not close the pool (the
-    next invocation would pay a new connection); elsewhere (uvicorn, tests) shutdown closes it.
-    """
+    """Keep the pool open around whatever lifespan the app already has: opened at start-up (again if a shutdown
+    closed it), closed at shutdown under uvicorn and in tests. On Lambda no lifespan runs (`raster_api.handler`:
+    Mangum with `lifespan="off"`), so the pool opened at init serves every invocation."""
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -379,8 +340,8 @@ def _lifespan_with_pool(app: FastAPI, connection: PgstacConnection, close_on_shu
 def register(
     app: FastAPI,
     router: ProviderRouter,
-    db: DatabaseSettings | None = None,
-    pool: PoolSettings | None = None,
+    db: DatabaseSettings,
+    pool: PoolSettings,
 ) -> PgstacConnection | None:
     """Mount `/searches`, `/collections/{id}` and `/collections/{id}/items/{id}` when a database is configured.
 
@@ -388,18 +349,13 @@ def register(
     dependencies), or None when no database is configured. The pool opens here, at start-up (on Lambda: during
     the init phase), and again in the lifespan if a previous shutdown closed it.
     """
-    db = db or DatabaseSettings()
     if not db.configured:
         logger.warning("pgstac routes requested but no database configured (DATABASE_URL, PGSTAC_SECRET_ID, PGHOST)")
         return None
-    pool = pool or PoolSettings()
     connection = PgstacConnection(db, pool)
     app.state.pgstac = connection
     app.state.dbpool = connection.open()
-    close_on_shutdown = pool.close_on_shutdown
-    if close_on_shutdown is None:
-        close_on_shutdown = "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
-    _lifespan_with_pool(app, connection, close_on_shutdown)
+    _lifespan_with_pool(app, connection, pool.close_on_shutdown)
     parts = getattr(app.state, "enabled_parts", None)
     if isinstance(parts, dict):
         parts["pgstac"] = True

@@ -212,6 +212,57 @@ class ProvidersSettings(BaseSettings):
         return load_providers(self.providers_config)
 
 
+class DatabaseSettings(BaseSettings):
+    """Where the database is: libpq's names, unprefixed (titiler-pgstac and every Postgres tool use them)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str | None = None
+    pgstac_secret_id: str | None = None
+    pghost: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.database_url or self.pgstac_secret_id or self.pghost)
+
+
+class PoolSettings(BaseSettings):
+    """The connection pool and caches; defaults suit Lambda (one request at a time per execution environment)."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_PGSTAC_", extra="ignore")
+
+    min_size: int = 1
+    max_size: int = 1
+    # Seconds a request waits for a pooled connection before answering 503.
+    timeout: float = 10.0
+    # Seconds start-up waits for the first connection (start-up goes on without it: /healthz says so).
+    startup_timeout: float = 10.0
+    connect_timeout: int = 5
+    max_idle: float = 300.0
+    max_lifetime: float = 3600.0
+    # How long a Secrets Manager value and the collections' declared providers are reused.
+    secret_ttl: float = 300.0
+    collection_cache_ttl: float = 60.0
+    # Close the pool when the app shuts down (uvicorn, tests; on Lambda no lifespan runs).
+    close_on_shutdown: bool = True
+
+
+class ViewerSample(BaseModel):
+    """A COG offered in the viewer's sample list."""
+
+    url: Annotated[str, Field(description="s3:// URL of the COG")]
+    provider: Annotated[str | None, Field(description="Provider to read it with")] = None
+    title: Annotated[str | None, Field(description="Label shown in the list")] = None
+
+
+class ViewerSettings(BaseSettings):
+    """`RASTER_API_VIEWER_SAMPLES`: JSON list of samples offered in the viewer (default: none)."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_VIEWER_", extra="ignore")
+
+    samples: list[ViewerSample] = Field(default_factory=list)
+
+
 class PgstacToggle(BaseSettings):
     """Whether to mount the pgstac endpoints (a database is configured)."""
 
@@ -232,3 +283,13 @@ class Settings(BaseModel):
     gdal: GdalSettings = Field(default_factory=GdalSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     pgstac: PgstacToggle = Field(default_factory=PgstacToggle)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    pgstac_pool: PoolSettings = Field(default_factory=PoolSettings)
+    viewer: ViewerSettings = Field(default_factory=ViewerSettings)
+
+    @property
+    def pgstac_mounted(self) -> bool:
+        """The one decision whether the pgstac routes are mounted: a database is named by `DATABASE_URL` or
+        `PGSTAC_SECRET_ID`, or by libpq's `PGHOST` with `RASTER_API_PGSTAC_ENABLED=true`."""
+        db = self.database
+        return bool(db.database_url or db.pgstac_secret_id or (self.pgstac.pgstac_enabled and db.pghost))

@@ -19,15 +19,14 @@ local stack can offer its sample COGs while a deployment offers none or its own.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import xstatic.pkg.leaflet
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from raster_api.settings import ViewerSample, ViewerSettings
 
 PACKAGE_DIR = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
@@ -39,22 +38,6 @@ VIEWER_STATIC_ROUTE = "viewer-static"
 
 # rio-tiler colormap names offered in the page (all ship with rio-tiler; "none" renders the raw/rescaled values).
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "greys_r", "terrain", "rdylgn", "spectral", "rainbow")
-
-
-class ViewerSample(BaseModel):
-    """A COG offered in the viewer's sample list."""
-
-    url: Annotated[str, Field(description="s3:// URL of the COG")]
-    provider: Annotated[str | None, Field(description="Provider to read it with")] = None
-    title: Annotated[str | None, Field(description="Label shown in the list")] = None
-
-
-class ViewerSettings(BaseSettings):
-    """`RASTER_API_VIEWER_SAMPLES`: JSON list of samples offered in the viewer (default: none)."""
-
-    model_config = SettingsConfigDict(env_prefix="RASTER_API_VIEWER_", extra="ignore")
-
-    samples: list[ViewerSample] = Field(default_factory=list)
 
 
 router = APIRouter(tags=["Viewer"])
@@ -89,12 +72,9 @@ def viewer_samples(request: Request) -> list[ViewerSample]:
     return settings.samples
 
 
-def add_viewer(app: FastAPI, settings: ViewerSettings | None = None) -> None:
-    """Register the viewer page, its sample list and the static files it needs (Leaflet and its own script).
-
-    Settings are read here, at app creation: a malformed `RASTER_API_VIEWER_SAMPLES` fails start-up, not requests.
-    """
-    app.state.viewer_settings = settings or ViewerSettings()
+def add_viewer(app: FastAPI, settings: ViewerSettings) -> None:
+    """Register the viewer page, its sample list and the static files it needs (Leaflet and its own script)."""
+    app.state.viewer_settings = settings
     app.include_router(router)
     app.mount("/static/leaflet", StaticFiles(directory=LEAFLET_DIR), name=LEAFLET_ROUTE)
     app.mount("/static/viewer", StaticFiles(directory=STATIC_DIR), name=VIEWER_STATIC_ROUTE)

@@ -549,16 +549,15 @@ def _http_api_event(path: str) -> dict[str, Any]:
 def test_lambda_invocations_reuse_the_pool_opened_at_init(
     api_env: dict[str, str], monkeypatch, pgstac_db: PgstacDatabase
 ) -> None:
-    """Mangum runs the app's lifespan around every invocation: on Lambda that must not close the pool."""
-    from mangum import Mangum
+    """The Lambda handler runs no lifespan per invocation: the pool opened at init serves them all."""
+    import importlib
 
-    from raster_api.main import create_app
+    import raster_api.handler
 
     monkeypatch.setenv("DATABASE_URL", pgstac_db.dsn)
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "raster-api")
-    app = create_app()
+    module = importlib.reload(raster_api.handler)  # the app is built at import, after the env is set
+    app, handler = module.app, module.handler
     pool = app.state.dbpool
-    handler = Mangum(app, lifespan="auto")
     try:
         for _ in range(2):
             assert handler(_http_api_event("/searches/"), None)["statusCode"] == 200
