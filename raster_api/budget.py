@@ -30,6 +30,8 @@ from raster_api.settings import BudgetSettings
 MB = 2**20
 # An expression is evaluated in float64; so is a stacking mosaic's median, mean or stdev.
 EXPRESSION_ITEMSIZE = 8
+# Base blocks below this side may hide larger overview blocks (asked for with `level_block`).
+SMALL_BLOCK = 256
 STACKED_ITEMSIZE = 8
 
 
@@ -77,9 +79,11 @@ def estimate(
     buffer: float | None = None,
     indexes: list[int] | None = None,
     expression_blocks: int = 0,
+    level_block: Callable[[int], tuple[int, int]] | None = None,
 ) -> ReadCost:
     """The cost of reading `bounds` (in `bounds_crs`; the whole dataset when None) of `dataset` into an image of
-    `width` x `height` (or `max_size`, or the native size) with the bands `indexes` (all when None)."""
+    `width` x `height` (or `max_size`, or the native size) with the bands `indexes` (all when None).
+    `level_block(i)` is the block shape of overview level `i`, asked only when the base blocks are small."""
     full_width, full_height = dataset.width, dataset.height
     native_w, native_h, bottom = float(full_width), float(full_height), float(full_height)
     if bounds is not None:
@@ -96,29 +100,39 @@ def estimate(
     if width and height:
         pad = 2 * (buffer or 0)
         out_w, out_h = width + pad, height + pad
+        # A buffer widens the area read as much as the image.
+        native_w = min(native_w * out_w / width, full_width)
+        native_h = min(native_h * out_h / height, full_height)
     else:
         out_w, out_h = _scaled(native_w, native_h, max_size)
 
     # GDAL reads the coarsest overview that is still at least as fine as the output (a conservative reading of its
     # choice); in whole blocks of that level.
     ratio = min(native_w / max(out_w, 1), native_h / max(out_h, 1))
-    factor = max((f for f in (1, *dataset.overviews(1)) if f <= max(ratio, 1)), default=1)
+    overviews = dataset.overviews(1)
+    factor = max((f for f in (1, *overviews) if f <= max(ratio, 1)), default=1)
     block_h, block_w = dataset.block_shapes[0]
+    if factor > 1 and level_block is not None and min(block_h, block_w) < SMALL_BLOCK:
+        # Overviews may be written with other (larger) blocks than small base tiles.
+        block_h, block_w = level_block(overviews.index(factor))
     level_w, level_h = math.ceil(full_width / factor), math.ceil(full_height / factor)
     read_w = min(level_w, (math.ceil(native_w / factor / block_w) + 1) * block_w)
     read_h = min(level_h, (math.ceil(native_h / factor / block_h) + 1) * block_h)
     striped = _compressed_strips(dataset)
+    source_pixels = read_w * read_h
     if striped:
         # GDAL may present one compressed strip as 1-row blocks: reaching a row decodes every row above it.
-        read_w, read_h = level_w, min(level_h, math.ceil(bottom / factor) + 1)
+        source_pixels = level_w * min(level_h, math.ceil(bottom / factor) + 1)
+    if (warped := _warped_strips(dataset)) is not None:
+        source_pixels, striped = warped, True
     bands = list(indexes) if indexes else list(range(1, dataset.count + 1))
     itemsize = max(_itemsize(dtype) for dtype in dataset.dtypes)
     return ReadCost(
         out_bands=expression_blocks or len(bands),
         out_width=math.ceil(out_w),
         out_height=math.ceil(out_h),
-        out_itemsize=EXPRESSION_ITEMSIZE if expression_blocks else itemsize,
-        source_pixels=read_w * read_h,
+        out_itemsize=_work_itemsize(dataset, expression_blocks),
+        source_pixels=source_pixels,
         source_bands=_decoded_bands(dataset, bands),
         source_itemsize=itemsize,
         missing_overview=ratio >= 2 * factor,
@@ -133,12 +147,15 @@ def estimate_point(dataset: Any, indexes: list[int] | None = None) -> ReadCost:
     rows = dataset.height if striped else block_h  # the row is not known here: the strip's worst case
     bands = list(indexes) if indexes else list(range(1, dataset.count + 1))
     itemsize = max(_itemsize(dtype) for dtype in dataset.dtypes)
+    source_pixels = min(block_w, dataset.width) * min(rows, dataset.height)
+    if (warped := _warped_strips(dataset)) is not None:
+        source_pixels, striped = warped, True
     return ReadCost(
         out_bands=len(bands),
         out_width=1,
         out_height=1,
         out_itemsize=itemsize,
-        source_pixels=min(block_w, dataset.width) * min(rows, dataset.height),
+        source_pixels=source_pixels,
         source_bands=_decoded_bands(dataset, bands),
         source_itemsize=itemsize,
         missing_overview=False,
@@ -150,6 +167,23 @@ def _compressed_strips(dataset: Any) -> bool:
     """Compressed blocks as wide as the image (strips, or a single tile): GDAL may present one such block as
     1-row blocks, but reaching a row decodes every row above it."""
     return bool(dataset.block_shapes[0][1] >= dataset.width and dataset.compression is not None)
+
+
+def _warped_strips(dataset: Any) -> int | None:
+    """For a dataset read through a warped VRT (rio-tiler warps datasets georeferenced by GCPs), whose source has
+    compressed blocks as wide as the image: the source's pixels (where the warp reads in it is not known here)."""
+    source = getattr(dataset, "src_dataset", None)
+    if source is not None and _compressed_strips(source):
+        return int(source.width * source.height)
+    return None
+
+
+def _work_itemsize(dataset: Any, expression_blocks: int) -> int:
+    """Bytes per output sample while it is worked on: an expression's result and floating-point data are rendered
+    (rescaled, masked, cast) in float64."""
+    if expression_blocks or any(numpy.dtype(dtype).kind == "f" for dtype in dataset.dtypes):
+        return EXPRESSION_ITEMSIZE
+    return max(_itemsize(dtype) for dtype in dataset.dtypes)
 
 
 def _decoded_bands(dataset: Any, bands: list[int]) -> int:

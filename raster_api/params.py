@@ -34,6 +34,7 @@ from titiler.core.dependencies import (
 from titiler.core.errors import BadRequestError
 
 from raster_api.errors import NO_PIXEL, OverBudget
+from raster_api.reading import current_read_log
 from raster_api.rendering import render_image
 from raster_api.settings import ApiSettings
 
@@ -45,6 +46,8 @@ MAX_COLORMAP_ENTRIES = 1_024
 MAX_COORDINATE = 1e9
 # Bands an algorithm reads, where titiler's class does not declare `input_nbands` although it indexes bands.
 ALGORITHM_BANDS = {"grayscale": 3, "bitonal": 3}
+# What an algorithm holds per input sample: a few float64 arrays (gradients, shaded relief, the result).
+ALGORITHM_WORK_BYTES = 4 * 8
 # Bounds of color_formula arguments: beyond them the operations overflow or divide by zero.
 FORMULA_BOUNDS = {"gamma": (0.01, 100.0), "saturation": (0.0, 100.0), "sigmoidal": (0.0, 100.0)}
 
@@ -266,6 +269,15 @@ class FittedAlgorithm:
         self.rescaled = rescaled
 
     def __call__(self, img: Any) -> Any:
+        limit = current_read_log().meter.limits.max_output_bytes
+        work = img.array.size * ALGORITHM_WORK_BYTES
+        if work > limit:
+            raise OverBudget(
+                "max_output_bytes",
+                f"algorithm {self.name!r} would work on {img.width}x{img.height} px x {img.count} band(s) in float64 "
+                f"arrays (about {work / 2**20:,.0f} MB), above the {limit / 2**20:,.0f} MB a request may hold "
+                "(RASTER_API_MAX_OUTPUT_BYTES): ask for fewer pixels (tilesize, max_size, width/height)",
+            )
         if self.bands and img.count < self.bands:
             raise BadRequestError(
                 f"algorithm {self.name!r} needs {self.bands} band(s), the image has {img.count}: "

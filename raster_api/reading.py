@@ -322,9 +322,15 @@ class ProviderReader(Reader):
             buffer=kwargs.get("buffer"),
             indexes=list(bands) if bands else None,
             expression_blocks=len(expression.split(";")) if expression else 0,
+            level_block=self._level_block,
             **area,
         )
         self.scope.log.meter.charge(cost, self.resolved.url)
+
+    def _level_block(self, level: int) -> tuple[int, int]:
+        """The block shape of overview `level` (its own IFD; GDAL's cache holds the header already)."""
+        with rasterio.open(self.read_path, driver=ALLOWED_DRIVER, overview_level=level) as overview:
+            return cast(tuple[int, int], overview.block_shapes[0])
 
     @staticmethod
     def _evaluated(method: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ import uuid
 import numpy as np
 import pytest
 import rasterio
+from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 
 from local_stack.aws_world import OWN_BUCKET
@@ -291,3 +292,58 @@ def test_bounds_that_do_not_transform_are_priced_as_the_whole_dataset(api_client
     path = "/cog/bbox/-100000000,-100000000,100000000,100000000/64x64.png"
     response = api_client.get(path, params={"url": sample_urls[OWN_BUCKET], "coord_crs": "EPSG:3035"})
     assert response.status_code == 200, response.text  # the sample (512 px) is within every budget
+
+
+def test_a_gcp_georeferenced_strip_is_priced_from_its_source(small_budget_client, aws_world, tmp_path):
+    """rio-tiler reads a GCP dataset through a warped VRT, whose own blocks are small: the source's strip decides."""
+    from rasterio.control import GroundControlPoint
+
+    path = tmp_path / "gcp-strip.tif"
+    profile = {"driver": "GTiff", "width": 2048, "height": 2048, "count": 1, "dtype": "uint8", "compress": "DEFLATE"}
+    with rasterio.open(path, "w", tiled=False, blockysize=2048, **profile) as dst:
+        dst.write(np.full((1, 2048, 2048), 7, dtype="uint8"))
+        corners = [(0, 0, -120.0, 35.0), (0, 2048, -119.0, 35.0), (2048, 0, -120.0, 34.0), (2048, 2048, -119.0, 34.0)]
+        dst.gcps = ([GroundControlPoint(r, c, x, y) for r, c, x, y in corners], rasterio.crs.CRS.from_epsg(4326))
+    aws_world.put_object(OWN_BUCKET, "layouts/gcp-strip.tif", path.read_bytes())
+    url = f"s3://{OWN_BUCKET}/layouts/gcp-strip.tif"
+    response = small_budget_client.get("/cog/point/-119.5,34.5", params={"url": url})
+    assert response.status_code == 400
+    # 8 MB: the warped VRT reads its source band and adds an alpha band.
+    assert response.json()["detail"].startswith(f"reading this from {url} needs 8.0 MB of pixels, {SOURCE_LIMIT}: its ")
+
+
+def test_overview_blocks_larger_than_small_base_tiles_are_priced(small_budget_client, aws_world, tmp_path):
+    path = tmp_path / "small-tiles.tif"
+    profile = {
+        "driver": "GTiff",
+        "width": 2048,
+        "height": 2048,
+        "count": 1,
+        "dtype": "uint16",
+        "crs": "EPSG:4326",
+        "transform": from_bounds(-120.0, 34.0, -119.0, 35.0, 2048, 2048),
+        "tiled": True,
+        "blockxsize": 16,
+        "blockysize": 16,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((1, 2048, 2048), 7, dtype="uint16"))
+    with rasterio.Env(GDAL_TIFF_OVR_BLOCKSIZE=1024), rasterio.open(path, "r+") as dst:
+        dst.build_overviews([2, 4])
+    aws_world.put_object(OWN_BUCKET, "layouts/small-tiles.tif", path.read_bytes())
+    url = f"s3://{OWN_BUCKET}/layouts/small-tiles.tif"
+    response = small_budget_client.get("/cog/preview.png", params={"url": url, "max_size": 1024})
+    assert response.status_code == 400  # one 1024 px block of uint16 at the first overview: 2 MB
+    assert response.json()["detail"].startswith(f"reading this from {url} needs 2.0 MB of pixels, {SOURCE_LIMIT}")
+
+
+def test_a_tile_buffer_widens_the_area_priced(layouts):
+    from raster_api.budget import estimate
+
+    with MemoryFile(make_hostile_geotiff(1, 2048, overviews=False)) as memory, memory.open() as dataset:
+        bounds, args = (-119.75, 34.25, -119.5, 34.5), {"width": 256, "height": 256}
+        plain = estimate(dataset, bounds=bounds, bounds_crs=dataset.crs, **args)
+        buffered = estimate(dataset, bounds=bounds, bounds_crs=dataset.crs, buffer=256, **args)
+    # 0.25 degrees of a 2048 px degree: 512 px, read in 256 px blocks (one more for alignment); a 256 px buffer on a
+    # 256 px tile triples the side read.
+    assert (plain.source_pixels, buffered.source_pixels) == (768 * 768, 1792 * 1792)
