@@ -37,6 +37,8 @@ def _upload(world: AwsWorld) -> dict[str, str]:
         "huge": make_hostile_geotiff(1, 131072, overviews=False),
         "bands-300": make_hostile_geotiff(300, 1024, overviews=False),
         "bands-22": make_hostile_geotiff(22, 512, statistics_tags=True),
+        "float-huge": make_hostile_geotiff(1, 32768, overviews=False, dtype="float32"),
+        "float": make_hostile_geotiff(1, 2048, dtype="float32"),
     }
     urls = {}
     for name, body in objects.items():
@@ -141,6 +143,24 @@ def run_hostile(env: Mapping[str, str], world: AwsWorld, workdir: Path) -> Secti
             "GET",
             f"/cog/{_tile(9)}",
             {"params": {"url": urls["bands-22"], "expression": "+".join(f"b{i}" for i in range(1, 23))}},
+        ),
+        (
+            "32768 px float32 without overviews: z11 tile, buffer=1024",
+            "GET",
+            f"/cog/{_tile(11)}",
+            {"params": {"url": urls["float-huge"], "buffer": 1024}},
+        ),
+        (
+            "float32 COG, tilesize 4096",
+            "GET",
+            f"/cog/{_tile(9, 'png')}",
+            {"params": {"url": urls["float"], "tilesize": 4096}},
+        ),
+        (
+            "hillshade over a 4096 px bbox",
+            "GET",
+            "/cog/bbox/-119.9,34.1,-119.4,34.6/4096x4096.png",
+            {"params": {"url": urls["cog"], "bidx": 1, "algorithm": "hillshade"}},
         ),
         (
             "POST /cog/statistics, 12 000 polygons",

@@ -88,8 +88,10 @@ def make_striped_geotiff(bounds: tuple[float, float, float, float] = STRIPED_BOU
         return bytes(mem.read())
 
 
-def make_hostile_geotiff(count: int, size: int, overviews: bool = True, statistics_tags: bool = False) -> bytes:
-    """A square uint8 GeoTIFF (value 7, 256 px tiles) of the kinds hostile requests aim at: many bands; with no
+def make_hostile_geotiff(
+    count: int, size: int, overviews: bool = True, statistics_tags: bool = False, dtype: str = "uint8"
+) -> bytes:
+    """A square GeoTIFF (value 7, 256 px tiles) of the kinds hostile requests aim at: many bands; with no
     overviews; bands tagged with STATISTICS_MINIMUM/MAXIMUM (rio-tiler's expression range estimate reads them).
     Above 4096 px nothing is written (a sparse file: a huge declared size in a few MB)."""
     profile = {
@@ -97,7 +99,7 @@ def make_hostile_geotiff(count: int, size: int, overviews: bool = True, statisti
         "width": size,
         "height": size,
         "count": count,
-        "dtype": "uint8",
+        "dtype": dtype,
         "crs": "EPSG:4326",
         "transform": from_bounds(*DEFAULT_BOUNDS, size, size),
         "tiled": True,
@@ -109,7 +111,7 @@ def make_hostile_geotiff(count: int, size: int, overviews: bool = True, statisti
     with MemoryFile() as memory:
         with memory.open(**profile) as dst:
             if size <= 4096:
-                dst.write(np.full((count, size, size), 7, dtype="uint8"))
+                dst.write(np.full((count, size, size), 7, dtype=dtype))
                 if overviews:
                     dst.build_overviews([2, 4, 8])
             if statistics_tags:
