@@ -72,11 +72,11 @@ class CredentialHealth:
 @dataclass
 class _Entry:
     credentials: AwsCredentials | None = None
-    fetched_at: float | None = None  # time.monotonic() of the last successful fetch
+    fetched_at: float | None = None  # the cache's clock() at the last successful fetch
     refreshed_at: datetime | None = None
     failed_at: float | None = None
     last_error: str | None = None
-    forced_at: float | None = None  # time.monotonic() of the last forced refresh (S3 refused a read)
+    forced_at: float | None = None  # the cache's clock() at the last forced refresh (S3 refused a read)
     forced_refreshed_at: datetime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -184,6 +184,9 @@ class CredentialCache:
         self.fetchers = dict(fetchers) if fetchers is not None else AwsFetchers(self.settings).as_mapping()
         self.on_rotation = on_rotation
         self._entries = {name: _Entry() for name in self.providers}
+        # Injectable clocks (tests move time on instead of sleeping): ages and intervals, and wall time for expiry.
+        self.clock: Callable[[], float] = time.monotonic
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def get(self, name: str) -> AwsCredentials | None:
         """Valid credentials for provider `name` (None for `unsigned`); raise `CredentialsUnavailable`."""
@@ -219,10 +222,10 @@ class CredentialCache:
             return None
         entry = self._entries[name]
         with entry.lock:
-            now = time.monotonic()
+            now = self.clock()
             if entry.forced_at is None or now - entry.forced_at >= self.settings.forced_refresh_interval:
                 entry.forced_at = now
-                entry.forced_refreshed_at = datetime.now(UTC)
+                entry.forced_refreshed_at = self.now()
                 self._refresh(provider, entry)
         return self.get(name)
 
@@ -245,7 +248,7 @@ class CredentialCache:
         provider = self.providers[name]
         entry = self._entries[name]
         creds = entry.credentials
-        seconds_left = creds.seconds_left() if creds else None
+        seconds_left = creds.seconds_left(self.now()) if creds else None
         return CredentialHealth(
             kind=provider.kind.value,
             expires_at=creds.expiration if creds else None,
@@ -262,7 +265,7 @@ class CredentialCache:
         """Credentials that have not expired (a small safety margin for the read itself)."""
         if creds is None:
             return None
-        left = creds.seconds_left()
+        left = creds.seconds_left(self.now())
         return creds if left is None or left > 5 else None
 
     def _needs_refresh(self, entry: _Entry) -> bool:
@@ -271,21 +274,21 @@ class CredentialCache:
             return True
         if self._backing_off(entry):
             return False
-        age = time.monotonic() - entry.fetched_at
+        age = self.clock() - entry.fetched_at
         if age >= self.settings.refresh_interval:
             return True
-        left = creds.seconds_left()
+        left = creds.seconds_left(self.now())
         # Inside the margin, re-check at most every `near_expiry_recheck` s while the rotator catches up.
         return left is not None and left <= self.settings.refresh_margin and age >= self.settings.near_expiry_recheck
 
     def _backing_off(self, entry: _Entry) -> bool:
-        return entry.failed_at is not None and time.monotonic() - entry.failed_at < self.settings.failure_backoff
+        return entry.failed_at is not None and self.clock() - entry.failed_at < self.settings.failure_backoff
 
     def _refresh(self, provider: Provider, entry: _Entry) -> None:
         """Fetch and store; on failure keep what we have and record why (for `/providers`)."""
         try:
             creds = self.fetchers[provider.kind](provider)
-            left = creds.seconds_left()
+            left = creds.seconds_left(self.now())
             if left is not None and left <= 5:
                 raise CredentialFetchError(f"credentials expired at {creds.expiration:%Y-%m-%d %H:%M:%S%z}")
         except CredentialFetchError as exc:
@@ -297,8 +300,8 @@ class CredentialCache:
             return
         rotated = entry.credentials is not None and entry.credentials.access_key_id != creds.access_key_id
         entry.credentials = creds
-        entry.fetched_at = time.monotonic()
-        entry.refreshed_at = datetime.now(UTC)
+        entry.fetched_at = self.clock()
+        entry.refreshed_at = self.now()
         entry.failed_at = None
         entry.last_error = None
         logger.info("credentials refreshed for provider %s (expires %s)", provider.name, creds.expiration)
@@ -306,7 +309,7 @@ class CredentialCache:
             self.on_rotation(provider)
 
     def _record_failure(self, provider: Provider, entry: _Entry, message: str) -> None:
-        entry.failed_at = time.monotonic()
+        entry.failed_at = self.clock()
         entry.last_error = message
         logger.warning("credential refresh failed for provider %s: %s", provider.name, message)
 

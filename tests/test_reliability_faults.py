@@ -147,7 +147,8 @@ def test_tiles_are_served_from_cached_credentials_while_secrets_manager_is_down(
         first = client.get(tile_path(), params={"url": sample_urls[DAAC_A_BUCKET], "provider": "daac-a"})
         assert first.status_code == 200, first.text
         relay.shut()
-        time.sleep(0.6)  # past the refresh interval: the next request tries Secrets Manager and fails
+        later = time.monotonic() + 0.6  # past the refresh interval: the next request tries Secrets Manager and fails
+        client.app.state.provider_router.credential_cache.clock = lambda: later
         url = _fresh_object(aws_world, DAAC_A_BUCKET, "sm-down")
         response = client.get(tile_path(), params={"url": url, "provider": "daac-a"})
         assert response.status_code == 200, response.text
@@ -169,7 +170,8 @@ def test_expired_credentials_with_secrets_manager_down_get_503_with_retry_after(
         first = client.get(tile_path(), params={"url": sample_urls[DAAC_A_BUCKET], "provider": "daac-a"})
         assert first.status_code == 200, first.text
         relay.shut()
-        time.sleep(max(0.0, (expiration - datetime.now(UTC)).total_seconds() - 4))  # now inside the 5 s margin
+        inside_the_margin = expiration - timedelta(seconds=4)  # the keys have 4 s left: no longer usable
+        client.app.state.provider_router.credential_cache.now = lambda: inside_the_margin
         response = client.get(tile_path(), params={"url": sample_urls[DAAC_A_BUCKET], "provider": "daac-a"})
     assert response.status_code == 503, response.text
     assert int(response.headers["retry-after"]) > 0
