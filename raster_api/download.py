@@ -9,7 +9,7 @@ role (`RASTER_API_DOWNLOAD_ROLE_ARN`, for `default` providers) or of the partner
 narrowed by an inline session policy that allows `s3:GetObject` on the object's ARN only. Its token is in the URL,
 so whoever holds the URL can do exactly what the URL does. Earthdata providers stay refused unless configured
 otherwise; then the URL is signed with the DAAC's temporary keys (which read all of that DAAC's buckets until they
-expire: documented in README). `unsigned` providers get the plain object URL.
+expire: documented in docs/api.md). `unsigned` providers get the plain object URL.
 
 The URL carries `x-user=<sub>` and `x-request-id=<id>` inside its signature: S3 ignores `x-` query parameters when
 authorizing but records them in its server access log, so the bucket's own log tells who downloaded what. The audit

@@ -5,7 +5,7 @@ bounded HTTP timeouts so a slow S3 never holds a Lambda until its own timeout), 
 (`CPL_VSIL_CURL_ALLOWED_EXTENSIONS`): a key of any name is a dataset, and one without `.tif` must not read as "not
 found". `GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR` alone keeps GDAL from listing or probing sidecar files
 (`.ovr`, `.msk`, `.aux.xml`), so the first tile of a COG still costs the same few GETs; the price is that external
-overviews and masks are not used (README, "Fidelity"). They are passed per request through
+overviews and masks are not used (docs/api.md, "Fidelity"). They are passed per request through
 `rasterio.Env(**env)` together with the provider's session, never set process-wide, so nothing here can leak one
 provider's state into another's read.
 

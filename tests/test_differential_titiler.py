@@ -3,8 +3,8 @@ bucket, read by our API (through the provider seam) and by titiler.core's own `T
 the same keys and endpoint). For each raster: `/info`, `/statistics`, a preview, three tiles and a point, compared on
 status, JSON and decoded pixels.
 
-A difference is either a bug to fix or a choice listed in `KNOWN_DIFFERENCES` with its reason; the README's
-"Fidelity" table lists the same rasters (a test checks both lists agree). Our answer is never a 5xx, even where
+A difference is either a bug to fix or a choice listed in `KNOWN_DIFFERENCES` with its reason; the "Fidelity"
+table of `docs/api.md` lists the same rasters (a test checks both lists agree). Our answer is never a 5xx, even where
 titiler's is.
 """
 
@@ -30,14 +30,14 @@ from tests.raster_corpus import CORPUS, CorpusRaster, build_corpus, iter_objects
 PREFIX = "corpus"
 WEB_MERCATOR = tms_registry.get("WebMercatorQuad")
 ROUTES = ("info", "statistics", "preview", "tile-minzoom", "tile-maxzoom", "tile-corner", "point")
-README = Path(__file__).resolve().parent.parent / "README.md"
+API_DOCS = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 TILES = ("tile-minzoom", "tile-maxzoom", "tile-corner")
 NOT_GEOTIFF = "400 naming GeoTIFF as the only format served: a VRT, netCDF... can make GDAL read other objects"
 NO_SIDECARS = "sidecar files are not read (`GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR`: no listing or probe per open)"
 NOT_ON_MAP = "400: the CRS cannot be transformed to the tile matrix set's or WGS84 (titiler: 500)"
 
-# raster -> (the routes where our answer differs, why); see the README's "Fidelity" table.
+# raster -> (the routes where our answer differs, why); see the "Fidelity" table of docs/api.md.
 KNOWN_DIFFERENCES: dict[str, tuple[tuple[str, ...], str]] = {
     "format-png": (ROUTES, NOT_GEOTIFF + " (titiler: 200)"),
     "format-jpeg-as-tif": (ROUTES, NOT_GEOTIFF + " (titiler: 200)"),
@@ -180,8 +180,8 @@ def test_answers_match_vanilla_titiler_on_the_same_bytes(clients, corpus, name):
     assert not differences, json.dumps(differences, indent=1)
 
 
-def test_every_listed_difference_is_in_the_readme():
-    section = README.read_text().split("### Fidelity", 1)[1].split("\n#", 1)[0]
+def test_every_listed_difference_is_in_the_documentation():
+    section = API_DOCS.read_text().split("## Fidelity", 1)[1].split("\n#", 1)[0]
     rows = set(re.findall(r"^\| `([\w-]+)` \|", section, flags=re.MULTILINE))
     assert rows == set(KNOWN_DIFFERENCES)
 

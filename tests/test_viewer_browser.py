@@ -8,7 +8,7 @@ the problem, the histogram is drawn, a click tells the pixel's value, a refusal 
 restricted to the group `partner-analysts`, is visited signed out, signed in as a member, signed in as a user in no
 group and with an expired token.
 
-With `VIEWER_SCREENSHOTS=DIR` the visits also write the screenshots shown in the README (`docs/viewer-*.png`).
+With `VIEWER_SCREENSHOTS=DIR` the visits also write the screenshots shown in docs/local-stack.md (`docs/viewer-*.png`).
 """
 
 from __future__ import annotations
