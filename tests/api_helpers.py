@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from urllib.parse import urlencode
+
 import numpy as np
 from morecantile import Tile
 from morecantile import tms as tms_registry
@@ -122,3 +125,44 @@ def presigned_signature_valid(url: str, secret_access_key: str) -> bool:
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, values["X-Amz-Signature"])
+
+
+# API Gateway HTTP API (payload 2.0) events, as the Lambda handler receives them.
+HOST = "abc123.execute-api.us-west-2.amazonaws.com"
+
+
+def http_api_event(path: str, query: dict[str, str], headers: dict[str, str] | None = None, request_id="rid-1"):
+    """An API Gateway HTTP API v2 event as Lambda receives it."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": urlencode(query),
+        "cookies": [],
+        "headers": {"host": HOST, "user-agent": "pytest", "x-forwarded-proto": "https", **(headers or {})},
+        "queryStringParameters": query,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": HOST,
+            "domainPrefix": "abc123",
+            "http": {
+                "method": "GET",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "pytest",
+            },
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "23/Nov/2026:19:50:00 +0000",
+            "timeEpoch": 1795290600000,
+        },
+        "isBase64Encoded": False,
+    }
+
+
+CONTEXT = SimpleNamespace(
+    function_name="raster-api", aws_request_id="lambda-req", get_remaining_time_in_millis=lambda: 30000
+)

@@ -23,6 +23,9 @@ from local_stack.aws_world import (
     upload_samples,
 )
 
+# The rotator tests' fixtures (module-scoped: each module gets its own emulator and secrets).
+pytest_plugins = ["tests.rotator_support"]
+
 # Never let a test reach a real AWS account or a developer's profile.
 for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
     os.environ.pop(_var, None)
@@ -128,3 +131,24 @@ def api_client_factory(api_env: dict[str, str]):
     yield build
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def pgstac_db():
+    """One real PostgreSQL + PostGIS, migrated with pypgstac, per test session (per worker under xdist)."""
+    from local_stack.pgstac_db import pgstac_database, postgis_missing
+
+    reason = postgis_missing()
+    if reason:
+        pytest.skip(f"pgstac tests need PostgreSQL with PostGIS: {reason}")
+    with pgstac_database() as db:
+        yield db
+
+
+@pytest.fixture(scope="module")
+def recorder():
+    """Every response body and log line of the module's requests, for the "no secret anywhere" checks."""
+    from tests.reliability_support import TrafficRecorder
+
+    with TrafficRecorder().recording() as rec:
+        yield rec

@@ -4,52 +4,11 @@ import base64
 import gzip
 import importlib
 import json
-from types import SimpleNamespace
-from urllib.parse import urlencode
 
 import pytest
 
 from local_stack.aws_world import DAAC_A_BUCKET, PARTNER_BUCKET
-from tests.api_helpers import assert_tile_from, tile_path
-
-HOST = "abc123.execute-api.us-west-2.amazonaws.com"
-
-
-def http_api_event(path: str, query: dict[str, str], headers: dict[str, str] | None = None, request_id="rid-1"):
-    """An API Gateway HTTP API v2 event as Lambda receives it."""
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": urlencode(query),
-        "cookies": [],
-        "headers": {"host": HOST, "user-agent": "pytest", "x-forwarded-proto": "https", **(headers or {})},
-        "queryStringParameters": query,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": HOST,
-            "domainPrefix": "abc123",
-            "http": {
-                "method": "GET",
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "pytest",
-            },
-            "requestId": request_id,
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "23/Nov/2026:19:50:00 +0000",
-            "timeEpoch": 1795290600000,
-        },
-        "isBase64Encoded": False,
-    }
-
-
-CONTEXT = SimpleNamespace(
-    function_name="raster-api", aws_request_id="lambda-req", get_remaining_time_in_millis=lambda: 30000
-)
+from tests.api_helpers import CONTEXT, assert_tile_from, http_api_event, tile_path
 
 
 @pytest.fixture

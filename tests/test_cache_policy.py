@@ -9,8 +9,7 @@ import pytest
 
 from local_stack.aws_world import OWN_BUCKET
 from raster_api.edge import OriginSecret, host_allowed
-from tests.api_helpers import tile_path
-from tests.test_api_mangum import CONTEXT, HOST, http_api_event
+from tests.api_helpers import CONTEXT, HOST, http_api_event, tile_path
 
 TILES = "public, max-age=3600, s-maxage=86400"
 METADATA = "public, max-age=60, s-maxage=300"

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_api_mangum import http_api_event
-from tests.test_infrastructure import dependency_cycle
+from tests.api_helpers import http_api_event
+from tests.infra_helpers import dependency_cycle
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PROVIDERS = REPO / "infrastructure" / "providers.example.yaml"

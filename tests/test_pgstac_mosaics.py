@@ -24,8 +24,6 @@ from local_stack.pgstac_db import (
     PgstacDatabase,
     load_collections,
     load_items,
-    pgstac_database,
-    postgis_missing,
     stac_collection,
     stac_item,
 )
@@ -55,15 +53,6 @@ COLLECTIONS: dict[str, tuple[str, tuple[float, float, float, float], str | None]
 def _href(bucket: str, bounds: tuple[float, ...]) -> str:
     side = "west" if bounds == WEST_BOUNDS else "east"
     return f"s3://{bucket}/{PREFIX}/{side}.tif"
-
-
-@pytest.fixture(scope="session")
-def pgstac_db() -> Iterator[PgstacDatabase]:
-    reason = postgis_missing()
-    if reason:
-        pytest.skip(f"pgstac tests need PostgreSQL with PostGIS: {reason}")
-    with pgstac_database() as db:
-        yield db
 
 
 @pytest.fixture(scope="module")

@@ -85,12 +85,6 @@ class TcpRelay:
                 s.close()
 
 
-@pytest.fixture(scope="module")
-def recorder():
-    with TrafficRecorder().recording() as rec:
-        yield rec
-
-
 @pytest.fixture
 def relay(aws_world) -> Iterator[TcpRelay]:
     r = TcpRelay(int(aws_world.host_port.rsplit(":", 1)[1]))

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from local_stack.aws_world import DAAC_A_BUCKET, OWN_BUCKET, PARTNER_BUCKET, SAMPLE_BASES
 from local_stack.samples import DEFAULT_BOUNDS
 from tests.api_helpers import decode_image
-from tests.reliability_support import EARTHDATA_PASSWORD, EARTHDATA_USERNAME, TrafficRecorder
+from tests.reliability_support import EARTHDATA_PASSWORD, EARTHDATA_USERNAME
 
 PROVIDER_BUCKETS = {"daac-a": DAAC_A_BUCKET, "partner": PARTNER_BUCKET, "own": OWN_BUCKET}  # earthdata, role, default
 ROUNDS = 120  # x 9 (object, provider) pairs = 1080 requests
@@ -35,12 +35,6 @@ def _tiles_inside(zooms: tuple[int, ...]) -> list[tuple[int, int, int]]:
         if b.left >= west and b.right <= east and b.bottom >= south and b.top <= north:
             out.append((t.z, t.x, t.y))
     return out
-
-
-@pytest.fixture(scope="module")
-def recorder():
-    with TrafficRecorder().recording() as rec:
-        yield rec
 
 
 @pytest.fixture

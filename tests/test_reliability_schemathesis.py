@@ -57,12 +57,6 @@ EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*")  # a trace
 PROVIDERS = [None, "daac-a", "daac-b", "partner", "own", "nobody", ""]
 
 
-@pytest.fixture(scope="module")
-def recorder():
-    with TrafficRecorder().recording() as rec:
-        yield rec
-
-
 def _schema(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The app's schema, built after the environment is set; 500s come back as responses, as under uvicorn."""
     monkeypatch.setenv("EARTHDATA_USERNAME", EARTHDATA_USERNAME)
@@ -85,25 +79,19 @@ def api_schema(api_env, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def pgstac_dsn(aws_world, sample_urls):
+def pgstac_dsn(aws_world, sample_urls, pgstac_db):
     """A pgstac database holding one collection with an item per sample (two providers' buckets among them)."""
     from local_stack.pgstac_db import (
         load_collections,
         load_items,
-        pgstac_database,
-        postgis_missing,
         stac_collection,
         stac_item,
     )
 
-    reason = postgis_missing()
-    if reason:
-        pytest.skip(f"pgstac routes need PostgreSQL with PostGIS: {reason}")
-    with pgstac_database() as db:
-        load_collections(db.dsn, [stac_collection(COLLECTION, DEFAULT_BOUNDS)])
-        items = [stac_item(COLLECTION, bucket, url, DEFAULT_BOUNDS) for bucket, url in sample_urls.items()]
-        load_items(db.dsn, items)
-        yield db
+    load_collections(pgstac_db.dsn, [stac_collection(COLLECTION, DEFAULT_BOUNDS)])
+    items = [stac_item(COLLECTION, bucket, url, DEFAULT_BOUNDS) for bucket, url in sample_urls.items()]
+    load_items(pgstac_db.dsn, items)
+    return pgstac_db
 
 
 @pytest.fixture

@@ -10,17 +10,8 @@ from credential_rotator.cli import main
 from credential_rotator.handler import handler
 from local_stack.aws_world import free_port
 from local_stack.earthdata_emulator import Fault
-from tests import test_rotator_flows as flows
-from tests.test_rotator_faults import LambdaContext
-from tests.test_rotator_flows import LOGIN_SECRET, SECRET_IDS, USERNAME, assert_no_secrets
-
-mint_log, edl, good_secrets, rotator_keys, rotator_env = (
-    flows.mint_log,
-    flows.edl,
-    flows.good_secrets,
-    flows.rotator_keys,
-    flows.rotator_env,
-)
+from tests import rotator_support
+from tests.rotator_support import LOGIN_SECRET, SECRET_IDS, USERNAME, LambdaContext, assert_no_secrets
 
 EXPIRATION = "2099-01-01 00:00:00+00:00"
 
@@ -64,7 +55,7 @@ def test_check_reports_a_daac_403_as_eula_not_accepted(rotator_env, fixed_expira
 def test_check_reports_an_endpoint_that_does_not_answer_as_unreachable(
     rotator_env, fixed_expiration, unchanged, monkeypatch, capsys, edl
 ):
-    config = flows.providers_config(edl)
+    config = rotator_support.providers_config(edl)
     closed = f"http://127.0.0.1:{free_port()}/daac-a/s3credentials"
     config[0]["credentials_url"] = closed
     monkeypatch.setenv("PROVIDERS_CONFIG", json.dumps(config))

@@ -9,16 +9,7 @@ from pathlib import Path
 
 from credential_rotator.cli import main
 from local_stack.earthdata_emulator import Fault
-from tests import test_rotator_flows as flows
-from tests.test_rotator_flows import SECRET_IDS, assert_no_secrets
-
-mint_log, edl, good_secrets, rotator_keys, rotator_env = (
-    flows.mint_log,
-    flows.edl,
-    flows.good_secrets,
-    flows.rotator_keys,
-    flows.rotator_env,
-)
+from tests.rotator_support import SECRET_IDS, assert_no_secrets
 
 HEAVY_MODULES = ("titiler", "fastapi", "starlette", "rasterio", "osgeo", "numpy", "rio_tiler", "local_stack")
 

@@ -17,8 +17,7 @@ import pytest
 from credential_rotator.handler import RotationFailedError, handler
 from local_stack.aws_world import AwsWorld, Keys
 from local_stack.earthdata_emulator import EarthdataEmulator, Fault, daac_minters
-from tests.test_rotator_faults import LambdaContext
-from tests.test_rotator_flows import LOGIN_SECRET, PASSWORD, USERNAME, MintLog, assert_no_secrets
+from tests.rotator_support import LOGIN_SECRET, PASSWORD, USERNAME, LambdaContext, MintLog, assert_no_secrets
 
 NAMES = ("daac-a", "daac-b", "daac-c", "daac-d")
 SECRET_IDS = {name: f"raster/providers/rotator-concurrency-{name[-1]}" for name in NAMES}

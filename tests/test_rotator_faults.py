@@ -9,17 +9,8 @@ import pytest
 
 from credential_rotator.handler import RotationFailedError, handler
 from local_stack.earthdata_emulator import AuthMode, Fault
-from tests import test_rotator_flows as flows
-from tests.test_rotator_flows import LOGIN_SECRET, PRE_TOKEN, SECRET_IDS, USERNAME, assert_no_secrets
-
-# The flow tests' fixtures (module-scoped ones get their own instance here).
-mint_log, edl, good_secrets, rotator_keys, rotator_env = (
-    flows.mint_log,
-    flows.edl,
-    flows.good_secrets,
-    flows.rotator_keys,
-    flows.rotator_env,
-)
+from tests import rotator_support
+from tests.rotator_support import LOGIN_SECRET, PRE_TOKEN, SECRET_IDS, USERNAME, LambdaContext, assert_no_secrets
 
 
 def run_failing(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
@@ -158,7 +149,7 @@ def test_unauthorized_token_call_is_not_retried(rotator_env, capsys, edl):
 
 
 def test_secret_write_refusal_fails_that_provider_only(rotator_env, monkeypatch, capsys, aws_world, edl):
-    config = flows.providers_config(edl)
+    config = rotator_support.providers_config(edl)
     config[0]["secret_id"] = "raster/providers/rotator-test-does-not-exist"
     monkeypatch.setenv("PROVIDERS_CONFIG", json.dumps(config))
     message, _ = run_failing(capsys)
@@ -171,16 +162,6 @@ def test_missing_login_fails_every_provider_with_a_configuration_message(rotator
     message, _ = run_failing(capsys)
     assert "daac-a (login_config: no Earthdata login configured" in message and "daac-b (login_config: " in message
     assert edl.count("token") == 0
-
-
-class LambdaContext:
-    """The one method of Lambda's context object the rotator uses."""
-
-    def __init__(self, remaining_ms: int) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 def test_providers_left_when_lambda_time_runs_out_are_reported_not_cut_off(rotator_env, capsys, aws_world, edl):
