@@ -14,7 +14,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-METRICS_NAMESPACE = "RasterTiler/CredentialRotator"
+from providers import metrics as names
+
+METRICS_NAMESPACE = names.ROTATOR_NAMESPACE
 
 LOGGER_NAME = "credential_rotator"
 
@@ -79,21 +81,21 @@ class MetricsEmitter:
         if not self.enabled:
             return
         metrics: list[dict[str, str]] = [
-            {"Name": "RotationSuccess", "Unit": "Count"},
-            {"Name": "RotationFailure", "Unit": "Count"},
+            {"Name": names.ROTATION_SUCCESS, "Unit": "Count"},
+            {"Name": names.ROTATION_FAILURE, "Unit": "Count"},
         ]
-        values: dict[str, float] = {"RotationSuccess": int(success), "RotationFailure": int(not success)}
+        values: dict[str, float] = {names.ROTATION_SUCCESS: int(success), names.ROTATION_FAILURE: int(not success)}
         if seconds_until_expiry is not None:
-            metrics.append({"Name": "SecondsUntilExpiry", "Unit": "Seconds"})
-            values["SecondsUntilExpiry"] = round(seconds_until_expiry)
+            metrics.append({"Name": names.SECONDS_UNTIL_EXPIRY, "Unit": "Seconds"})
+            values[names.SECONDS_UNTIL_EXPIRY] = round(seconds_until_expiry)
         line = {
             "_aws": {
                 "Timestamp": int(time.time() * 1000),
                 "CloudWatchMetrics": [
-                    {"Namespace": METRICS_NAMESPACE, "Dimensions": [["Provider"]], "Metrics": metrics}
+                    {"Namespace": METRICS_NAMESPACE, "Dimensions": [[names.PROVIDER_DIMENSION]], "Metrics": metrics}
                 ],
             },
-            "Provider": provider,
+            names.PROVIDER_DIMENSION: provider,
             **values,
         }
         stream: TextIO = getattr(sys, self.stream_name)

@@ -19,7 +19,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-ROTATOR_NAMESPACE = "RasterTiler/CredentialRotator"
+from providers import metrics as names
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,9 @@ class Alarms(Construct):
                 f"{props.expiry_threshold_seconds} s (rotation is failing)"
             ),
             metric=cloudwatch.Metric(
-                namespace=ROTATOR_NAMESPACE,
-                metric_name="SecondsUntilExpiry",
-                dimensions_map={"Provider": provider},
+                namespace=names.ROTATOR_NAMESPACE,
+                metric_name=names.SECONDS_UNTIL_EXPIRY,
+                dimensions_map={names.PROVIDER_DIMENSION: provider},
                 statistic="Minimum",
                 period=Duration.hours(1),
             ),

@@ -16,9 +16,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infrastructure.alarms import ROTATOR_NAMESPACE
+from providers import metrics as names
 
-API_NAMESPACE = "RasterTiler/RasterApi"
 # CloudFront publishes its metrics in us-east-1 only, with the dimension Region=Global.
 CLOUDFRONT_REGION = "us-east-1"
 PERIOD = Duration.minutes(5)
@@ -41,7 +40,7 @@ def _provider_metric(namespace: str, name: str, provider: str, statistic: str) -
     return cloudwatch.Metric(
         namespace=namespace,
         metric_name=name,
-        dimensions_map={"Provider": provider},
+        dimensions_map={names.PROVIDER_DIMENSION: provider},
         statistic=statistic,
         period=PERIOD,
         label=f"{name} ({statistic})",
@@ -82,14 +81,14 @@ class Dashboard(Construct):
                 title=f"{provider}: requests and errors",
                 width=width,
                 left=[
-                    _provider_metric(API_NAMESPACE, name, provider, "Sum")
-                    for name in ("Requests", "ClientErrors", "ServerErrors", "S3Refusals")
+                    _provider_metric(names.API_NAMESPACE, name, provider, "Sum")
+                    for name in (names.REQUESTS, names.CLIENT_ERRORS, names.SERVER_ERRORS, names.S3_REFUSALS)
                 ],
             ),
             cloudwatch.GraphWidget(
                 title=f"{provider}: latency (ms)",
                 width=width,
-                left=[_provider_metric(API_NAMESPACE, "LatencyMs", provider, s) for s in ("p50", "p99")],
+                left=[_provider_metric(names.API_NAMESPACE, names.LATENCY_MS, provider, s) for s in ("p50", "p99")],
             ),
         ]
         if earthdata:
@@ -98,16 +97,16 @@ class Dashboard(Construct):
                     title=f"{provider}: credential seconds left",
                     width=width,
                     left=[
-                        _provider_metric(ROTATOR_NAMESPACE, "SecondsUntilExpiry", provider, "Minimum"),
-                        _provider_metric(API_NAMESPACE, "CredentialSecondsLeft", provider, "Minimum"),
+                        _provider_metric(names.ROTATOR_NAMESPACE, names.SECONDS_UNTIL_EXPIRY, provider, "Minimum"),
+                        _provider_metric(names.API_NAMESPACE, names.CREDENTIAL_SECONDS_LEFT, provider, "Minimum"),
                     ],
                 ),
                 cloudwatch.GraphWidget(
                     title=f"{provider}: rotations",
                     width=width,
                     left=[
-                        _provider_metric(ROTATOR_NAMESPACE, name, provider, "Sum")
-                        for name in ("RotationSuccess", "RotationFailure")
+                        _provider_metric(names.ROTATOR_NAMESPACE, name, provider, "Sum")
+                        for name in (names.ROTATION_SUCCESS, names.ROTATION_FAILURE)
                     ],
                 ),
             ]

@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from providers import metrics as names
 from raster_api.reading import ReadLog
 from raster_api.routing import ProviderRouter
 
-NAMESPACE = "RasterTiler/RasterApi"
+NAMESPACE = names.API_NAMESPACE
 NO_PROVIDER = "none"
 
 
@@ -32,14 +33,16 @@ class RequestMetrics:
         providers = list(dict.fromkeys(read.provider.name for read in log.snapshot())) or [NO_PROVIDER]
         for provider in providers:
             metrics = EphemeralMetrics(namespace=self.namespace)
-            metrics.add_dimension(name="Provider", value=provider)
-            metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=int(400 <= status < 500))
-            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=int(status >= 500))
-            metrics.add_metric(name="S3Refusals", unit=MetricUnit.Count, value=int(provider in log.refused))
-            metrics.add_metric(name="LatencyMs", unit=MetricUnit.Milliseconds, value=float(record["duration_ms"]))
+            metrics.add_dimension(name=names.PROVIDER_DIMENSION, value=provider)
+            metrics.add_metric(name=names.REQUESTS, unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=names.CLIENT_ERRORS, unit=MetricUnit.Count, value=int(400 <= status < 500))
+            metrics.add_metric(name=names.SERVER_ERRORS, unit=MetricUnit.Count, value=int(status >= 500))
+            metrics.add_metric(name=names.S3_REFUSALS, unit=MetricUnit.Count, value=int(provider in log.refused))
+            metrics.add_metric(name=names.LATENCY_MS, unit=MetricUnit.Milliseconds, value=float(record["duration_ms"]))
             if provider != NO_PROVIDER:
                 seconds_left = self.router.provider_health(provider).seconds_left
                 if seconds_left is not None:
-                    metrics.add_metric(name="CredentialSecondsLeft", unit=MetricUnit.Seconds, value=round(seconds_left))
+                    metrics.add_metric(
+                        name=names.CREDENTIAL_SECONDS_LEFT, unit=MetricUnit.Seconds, value=round(seconds_left)
+                    )
             metrics.flush_metrics()

@@ -9,6 +9,7 @@ import pytest
 
 from local_stack.aws_world import DAAC_A_BUCKET, OWN_BUCKET
 from local_stack.samples import make_cog
+from providers import metrics as metric_names
 from tests.api_helpers import private_secret_config, tile_path
 
 
@@ -38,6 +39,7 @@ def test_a_tile_counts_under_its_provider(metrics_client, sample_urls, capsys):
         "LatencyMs",
         "CredentialSecondsLeft",
     ]
+    assert tuple(m["Name"] for m in directive[0]["Metrics"]) == metric_names.API_METRICS  # what the stack reads
     assert line["Provider"] == "daac-a"
     assert (line["Requests"], line["ClientErrors"], line["ServerErrors"], line["S3Refusals"]) == (
         [1.0],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -632,6 +633,20 @@ def test_dashboard_has_rotation_metrics_for_earthdata_providers_only(template: d
             ("RasterTiler/RasterApi", "CredentialSecondsLeft"),
         ):
             assert (f'"{namespace}","{metric}","Provider","{provider}"' in body) is expected, (provider, metric)
+
+
+def test_the_dashboard_and_alarms_read_exactly_what_the_lambdas_write(template: dict[str, Any]) -> None:
+    """Metric names are defined once (providers.metrics); what the stack reads in our namespaces is what is written."""
+    from providers import metrics as names
+
+    body = dashboard_body(template)
+    read = set(re.findall(r'"(RasterTiler/\w+)","(\w+)","Provider"', body))
+    for alarm in (r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"):
+        if alarm.get("Namespace", "").startswith("RasterTiler/"):
+            read.add((alarm["Namespace"], alarm["MetricName"]))
+    written = {(names.API_NAMESPACE, m) for m in names.API_METRICS}
+    written |= {(names.ROTATOR_NAMESPACE, m) for m in names.ROTATOR_METRICS}
+    assert read == written
 
 
 def test_dashboard_shows_cdn_hit_rate_errors_and_lambda_health(template: dict[str, Any]) -> None:
