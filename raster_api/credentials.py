@@ -29,6 +29,9 @@ from raster_api.settings import CredentialSettings
 
 logger = logging.getLogger(__name__)
 
+# STS's shortest session.
+STS_MIN_DURATION = 900
+
 
 @dataclass(frozen=True)
 class AwsCredentials:
@@ -181,7 +184,9 @@ class CredentialCache:
     ) -> None:
         self.settings = settings or CredentialSettings()
         self.providers = {p.name: p for p in providers}
-        self.fetchers = dict(fetchers) if fetchers is not None else AwsFetchers(self.settings).as_mapping()
+        # The one way to AWS's credential services (bounded timeouts, standard retries), also for scoped sessions.
+        self.aws = AwsFetchers(self.settings)
+        self.fetchers = dict(fetchers) if fetchers is not None else self.aws.as_mapping()
         self.on_rotation = on_rotation
         self._entries = {name: _Entry() for name in self.providers}
         # Injectable clocks (tests move time on instead of sleeping): ages and intervals, and wall time for expiry.
@@ -228,6 +233,18 @@ class CredentialCache:
                 entry.forced_refreshed_at = self.now()
                 self._refresh(provider, entry)
         return self.get(name)
+
+    def scoped_session(self, provider: Provider, role_arn: str, session_name: str, policy: str) -> AwsCredentials:
+        """A short STS session of `role_arn` narrowed by an inline session `policy` (a download of one object), for
+        `provider` (its region and external id); not cached: each is for one caller and one object."""
+        return self.aws.assume(
+            role_arn,
+            session_name,
+            STS_MIN_DURATION,
+            region=provider.region,
+            external_id=provider.external_id,
+            policy=policy,
+        )
 
     def prefetch(self) -> None:
         """Fetch every provider's credentials now, side by side (at start-up: Lambda's init phase), so the first

@@ -35,7 +35,7 @@ from fastapi.responses import RedirectResponse
 
 from providers import Provider, ProviderKind
 from raster_api.auth import Caller
-from raster_api.credentials import AwsCredentials, AwsFetchers, CredentialFetchError
+from raster_api.credentials import AwsCredentials, CredentialFetchError
 from raster_api.dependencies import get_router, read_scope, resolved_read
 from raster_api.errors import CredentialsUnavailable, DownloadRefused, Unauthenticated
 from raster_api.reading import ReadScope
@@ -45,8 +45,6 @@ from raster_api.settings import DownloadSettings
 audit_logger = logging.getLogger("raster_api.audit")
 
 
-# STS's shortest session: a download URL cannot outlive the session that signed it.
-STS_MIN_DURATION = 900
 SESSION_NAME = re.compile(r"[^\w+=,.@-]")
 
 
@@ -125,14 +123,12 @@ def signing_credentials(
             f"(RASTER_API_DOWNLOAD_ROLE_ARN): {read.url}"
         )
     role_arn = settings.role_arn if provider.kind is ProviderKind.DEFAULT else provider.role_arn
-    fetchers = AwsFetchers(request.app.state.settings.credentials)
+    cache = get_router(request).credential_cache
     try:
-        return fetchers.assume(
+        return cache.scoped_session(
+            provider,
             str(role_arn),
             "download-" + SESSION_NAME.sub("-", caller.sub),
-            STS_MIN_DURATION,
-            region=provider.region,
-            external_id=provider.external_id,
             policy=session_policy(read.location.bucket, read.location.key),
         )
     except CredentialFetchError as exc:
@@ -176,7 +172,8 @@ def download(
         )
     creds = signing_credentials(request, read, caller, settings)
     request_id = str(getattr(request.state, "request_id", "") or "")
-    # The session behind the URL lives STS_MIN_DURATION seconds; the URL itself no longer than asked.
+    # The session behind the URL lives STS_MIN_DURATION seconds (STS's shortest, so the URL cannot outlive it by
+    # much); the URL itself no longer than asked.
     expires_in = settings.expires
     url = presigned_get_url(
         provider,
