@@ -183,6 +183,16 @@ class ReadScope:
 
 
 BAND_NAME = re.compile(r"\bb(\d+)\b")
+
+
+def _bands_read(kwargs: dict[str, Any]) -> list[int] | None:
+    """The bands a read's `expression` or `indexes` name, as rio-tiler reads them (None: every band)."""
+    if expression := kwargs.get("expression"):
+        return list(parse_expression(expression))
+    indexes = kwargs.get("indexes")
+    return [indexes] if isinstance(indexes, int) else list(indexes) if indexes else None
+
+
 WKT_NAME = re.compile(r'^\w+\["([^"]{1,80})"')
 
 
@@ -302,25 +312,19 @@ class ProviderReader(Reader):
 
     def point(self, *args: Any, **kwargs: Any) -> Any:
         self._check_request(kwargs)
-        indexes = kwargs.get("indexes")
-        bands = [indexes] if isinstance(indexes, int) else indexes
-        if expression := kwargs.get("expression"):
-            bands = list(parse_expression(expression))
-        self.scope.log.meter.charge(budget.estimate_point(self.dataset, bands or None), self.resolved.url)
+        self.scope.log.meter.charge(budget.estimate_point(self.dataset, _bands_read(kwargs)), self.resolved.url)
         with self._placed(kwargs.get("coord_crs") or WGS84_CRS):
             return super().point(*args, **kwargs)
 
     def _charge(self, kwargs: dict[str, Any], **area: Any) -> None:
         expression = kwargs.get("expression")
-        indexes = kwargs.get("indexes")
-        bands = parse_expression(expression) if expression else [indexes] if isinstance(indexes, int) else indexes
         cost = budget.estimate(
             self.dataset,
             width=kwargs.get("width"),
             height=kwargs.get("height"),
             max_size=kwargs.get("max_size"),
             buffer=kwargs.get("buffer"),
-            indexes=list(bands) if bands else None,
+            indexes=_bands_read(kwargs),
             expression_blocks=len(expression.split(";")) if expression else 0,
             level_block=self._level_block,
             **area,
