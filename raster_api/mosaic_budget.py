@@ -65,7 +65,7 @@ def bounded_backend(limits: BudgetSettings) -> type[PGSTACBackend]:
 
     @attr.s
     class BoundedPGSTACBackend(PGSTACBackend):
-        # The tile's side (px) while a stacking tile is searched, for `assets_for_tile`.
+        # (pixel selection, tile side in px) while a stacking tile is searched, for `assets_for_tile`.
         _stacked_tile: tuple[str, int] | None = attr.ib(default=None, init=False)
 
         # rio-tiler's BaseBackend widens BaseReader's signatures the same way (and ignores the same check).
