@@ -21,12 +21,12 @@ import inspect
 import json
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
+import cachetools
 import jinja2
 import psycopg
 from cql2 import Expr
@@ -74,22 +74,9 @@ class InvalidSearch(Exception):
     """A search or filter pgstac cannot run (bad CQL2, bad arguments): 400."""
 
 
-@dataclass
-class _TtlValue:
-    """A value recomputed at most every `ttl` seconds (thread-safe)."""
-
-    load: Callable[[], Any]
-    ttl: float
-    _value: Any = None
-    _at: float = -1.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self) -> Any:
-        with self._lock:
-            if self._at < 0 or time.monotonic() - self._at > self.ttl:
-                self._value = self.load()
-                self._at = time.monotonic()
-            return self._value
+def _reused_for[T](ttl: float, load: Callable[[], T]) -> Callable[[], T]:
+    """`load`, its value reused for `ttl` seconds; concurrent callers wait for one load (cachetools)."""
+    return cachetools.cached(cachetools.TTLCache(maxsize=1, ttl=ttl), condition=threading.Condition())(load)
 
 
 def _secret_conninfo(secret_id: str, connect_timeout: int) -> str:
@@ -109,8 +96,7 @@ def conninfo_source(db: DatabaseSettings, pool: PoolSettings) -> str | Callable[
     if db.database_url:
         return make_conninfo(db.database_url, connect_timeout=str(pool.connect_timeout))
     if db.pgstac_secret_id:
-        secret = _TtlValue(lambda: _secret_conninfo(str(db.pgstac_secret_id), pool.connect_timeout), pool.secret_ttl)
-        return lambda: str(secret.get())
+        return _reused_for(pool.secret_ttl, lambda: _secret_conninfo(str(db.pgstac_secret_id), pool.connect_timeout))
     return make_conninfo("", connect_timeout=str(pool.connect_timeout))
 
 
@@ -121,7 +107,7 @@ class PgstacConnection:
         self.db = db
         self.settings = settings
         self.pool: ConnectionPool | None = None
-        self._declared = _TtlValue(self._load_declared_providers, settings.collection_cache_ttl)
+        self._declared = _reused_for(settings.collection_cache_ttl, self._load_declared_providers)
 
     def _new_pool(self) -> ConnectionPool:
         return ConnectionPool(
@@ -167,7 +153,7 @@ class PgstacConnection:
 
     def collection_provider(self, collection_id: str) -> str | None:
         """The provider a collection declares (`"tiler:provider"`), or None."""
-        declared: dict[str, str] = self._declared.get()
+        declared: dict[str, str] = self._declared()
         return declared.get(collection_id)
 
 
