@@ -252,28 +252,37 @@ class CostMeter:
             if total > limits.max_source_bytes:
                 before = f" (after {_mb(self.source_bytes)} MB by its other reads)" if self.source_bytes else ""
                 if cost.striped:
-                    raise OverBudget(
-                        "max_source_bytes",
-                        f"reading this from {url} needs {_mb(cost.source_bytes)} MB of pixels{before}, above the "
-                        f"{_mb(limits.max_source_bytes)} MB a request may read (RASTER_API_MAX_SOURCE_BYTES): its "
-                        "compressed blocks span the whole width (strips, or one tile), decoded from their first row. "
-                        "Convert it to a COG (`rio cogeo create`), or ask for a smaller area or fewer bands",
+                    advice = (
+                        "its compressed blocks span the whole width (strips, or one tile), decoded from their first "
+                        "row. Convert it to a COG (`rio cogeo create`), or ask for a smaller area or fewer bands"
                     )
-                if cost.missing_overview:
-                    raise OverBudget(
-                        "max_source_bytes",
-                        f"reading this from {url} needs {_mb(cost.source_bytes)} MB of pixels{before}, above the "
-                        f"{_mb(limits.max_source_bytes)} MB a request may read (RASTER_API_MAX_SOURCE_BYTES): it has no "
-                        "overview for this scale. Add overviews (`rio cogeo create`, or `gdaladdo`), or ask for a "
-                        "smaller area or fewer bands",
+                elif cost.missing_overview:
+                    advice = (
+                        "it has no overview for this scale. Add overviews (`rio cogeo create`, or `gdaladdo`), or ask "
+                        "for a smaller area or fewer bands"
                     )
+                else:
+                    advice = "ask for a smaller area, fewer bands, features or items"
                 raise OverBudget(
                     "max_source_bytes",
                     f"reading this from {url} needs {_mb(cost.source_bytes)} MB of pixels{before}, above the "
-                    f"{_mb(limits.max_source_bytes)} MB a request may read (RASTER_API_MAX_SOURCE_BYTES): ask for a "
-                    "smaller area, fewer bands, features or items",
+                    f"{_mb(limits.max_source_bytes)} MB a request may read (RASTER_API_MAX_SOURCE_BYTES): {advice}",
                 )
             self.source_bytes = total
+
+
+def check_stack(
+    limits: BudgetSettings, holder: str, count: int, noun: str, side: int, itemsize: int, advice: str
+) -> None:
+    """Refuse, before anything is read, `count` images of `side` x `side` px held at once (at least one band of
+    `itemsize` bytes each) above the output budget; `holder` and `noun` say who holds what in the message."""
+    held = count * side * side * itemsize
+    if held > limits.max_output_bytes:
+        raise OverBudget(
+            "max_output_bytes",
+            f"{holder} holds {count} {noun}(s) of {side}x{side} px at once (at least {held / MB:,.0f} MB), above the "
+            f"{limits.max_output_bytes / MB:,.0f} MB a request may hold (RASTER_API_MAX_OUTPUT_BYTES): {advice}",
+        )
 
 
 def _mb(size: int) -> str:

@@ -251,10 +251,13 @@ def classify_s3_failure(
     leaves classes out (a refusal that the object's own answer contradicts)."""
     if not isinstance(exc, RasterioIOError):
         return None
+    return _classify_text(_gdal_words(exc, path), exclude)
+
+
+def _gdal_words(exc: BaseException, path: str | None) -> str:
+    """`error_text(exc)` without the path GDAL quotes (its words are read, never the caller's key)."""
     text = error_text(exc)
-    if path:
-        text = text.replace(path, "<path>")
-    return _classify_text(text, exclude)
+    return text.replace(path, "<path>") if path else text
 
 
 def classify_s3_answer(code: str, http_status: int) -> S3Failure:
@@ -271,7 +274,7 @@ def translate_read_error(
     """The API error for a failed read of `url` (GDAL's `path`) with `provider`'s credentials (`raster_api.reading`
     raises it); `failure` is what S3 answered the object itself, when that was asked (GDAL's words otherwise)."""
     failure = failure or classify_s3_failure(exc, path) or S3Failure.OTHER
-    if any(marker in error_text(exc).replace(path, "<path>") for marker in BAD_WINDOW_MARKERS):
+    if any(marker in _gdal_words(exc, path) for marker in BAD_WINDOW_MARKERS):
         return NoPixel(NO_PIXEL)
     if failure is S3Failure.NOT_FOUND:
         return ObjectNotFound(f"{url} not found for provider {provider!r}")

@@ -17,7 +17,7 @@ from rasterio.crs import CRS
 from rio_tiler.constants import WGS84_CRS
 from titiler.pgstac.backend import PGSTACBackend
 
-from raster_api.budget import MB, STACKED_ITEMSIZE
+from raster_api.budget import STACKED_ITEMSIZE, check_stack
 from raster_api.errors import OverBudget
 from raster_api.reading import current_read_log
 from raster_api.settings import BudgetSettings
@@ -84,14 +84,8 @@ def bounded_backend(limits: BudgetSettings) -> type[PGSTACBackend]:
             assets = super().assets_for_tile(x, y, z, **kwargs)
             if self._stacked_tile is not None:
                 stacking, side = self._stacked_tile
-                held = len(assets) * side * side * STACKED_ITEMSIZE
-                if held > limits.max_output_bytes:
-                    raise OverBudget(
-                        "max_output_bytes",
-                        f"pixel_selection={stacking} holds {len(assets)} item(s) of {side}x{side} px at once (at least "
-                        f"{held / MB:,.0f} MB), above the {limits.max_output_bytes / MB:,.0f} MB a request may hold "
-                        "(RASTER_API_MAX_OUTPUT_BYTES): ask for a smaller tilesize or fewer items (items_limit)",
-                    )
+                advice = "ask for a smaller tilesize or fewer items (items_limit)"
+                check_stack(limits, f"pixel_selection={stacking}", len(assets), "item", side, STACKED_ITEMSIZE, advice)
             return assets
 
         def part(self, bbox: Any, search_options: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]

@@ -20,8 +20,7 @@ from rio_tiler.io import BaseReader
 from rio_tiler.types import AssetInfo
 from titiler.pgstac.reader import PgSTACReader, SimpleSTACReader
 
-from raster_api.budget import MB
-from raster_api.errors import OverBudget
+from raster_api.budget import check_stack
 from raster_api.reading import ReadScope
 
 # The collection field naming the provider that serves a collection's assets.
@@ -53,14 +52,9 @@ class RoutedItemReader(PgSTACReader):
         # Priced before any asset is read: each asset's tile is at least one byte per pixel.
         assets = kwargs.get("assets") or []
         side = (kwargs.get("tilesize") or 256) + 2 * int(kwargs.get("buffer") or 0)
-        limit = self.scope.log.meter.limits.max_output_bytes
-        if len(assets) * side * side > limit:
-            raise OverBudget(
-                "max_output_bytes",
-                f"the request holds {len(assets)} asset(s) of {side}x{side} px at once (at least "
-                f"{len(assets) * side * side / MB:,.0f} MB), above the {limit / MB:,.0f} MB a request may hold "
-                "(RASTER_API_MAX_OUTPUT_BYTES): ask for fewer assets or a smaller tilesize",
-            )
+        limits = self.scope.log.meter.limits
+        advice = "ask for fewer assets or a smaller tilesize"
+        check_stack(limits, "the request", len(assets), "asset", side, 1, advice)
         return super().tile(*args, **kwargs)
 
     def _get_reader(self, asset_info: AssetInfo) -> type[BaseReader]:
