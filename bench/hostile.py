@@ -40,12 +40,7 @@ def _upload(world: AwsWorld) -> dict[str, str]:
         "float-huge": make_hostile_geotiff(1, 32768, overviews=False, dtype="float32"),
         "float": make_hostile_geotiff(1, 2048, dtype="float32"),
     }
-    urls = {}
-    for name, body in objects.items():
-        key = f"bench-hostile/{name}.tif"
-        world.put_object(OWN_BUCKET, key, body)
-        urls[name] = f"s3://{OWN_BUCKET}/{key}"
-    return urls
+    return world.put_rasters(OWN_BUCKET, "bench-hostile", objects)
 
 
 def _rss_mb(pid: int) -> float:

@@ -160,6 +160,15 @@ class AwsWorld:
     def put_object(self, bucket: str, key: str, body: bytes) -> None:
         self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
+    def put_rasters(self, bucket: str, prefix: str, rasters: Mapping[str, bytes]) -> dict[str, str]:
+        """Put each raster at `<prefix>/<name>.tif`; returns name -> its s3:// URL."""
+        urls = {}
+        for name, body in rasters.items():
+            key = f"{prefix}/{name}.tif"
+            self.put_object(bucket, key, body)
+            urls[name] = f"s3://{bucket}/{key}"
+        return urls
+
     def put_secret(self, secret_id: str, value: Mapping[str, Any] | str) -> None:
         text = value if isinstance(value, str) else json.dumps(value)
         sm = self.client("secretsmanager")

@@ -31,12 +31,7 @@ def hostile(aws_world):
         "bands-300": make_hostile_geotiff(300, 256),
         "bands-22-tagged": make_hostile_geotiff(22, 256, statistics_tags=True),
     }
-    urls = {}
-    for name, body in objects.items():
-        key = f"hostile/{name}.tif"
-        aws_world.put_object(OWN_BUCKET, key, body)
-        urls[name] = f"s3://{OWN_BUCKET}/{key}"
-    return urls
+    return aws_world.put_rasters(OWN_BUCKET, "hostile", objects)
 
 
 def _fresh_copy(aws_world, url: str) -> str:
@@ -235,11 +230,7 @@ def layouts(aws_world, tmp_path_factory):
             tmp / "d.tif", 512, 512, 16, tiled=True, blockxsize=256, blockysize=256, interleave="band"
         ),
     }
-    urls = {}
-    for name, body in objects.items():
-        aws_world.put_object(OWN_BUCKET, f"layouts/{name}.tif", body)
-        urls[name] = f"s3://{OWN_BUCKET}/layouts/{name}.tif"
-    return urls
+    return aws_world.put_rasters(OWN_BUCKET, "layouts", objects)
 
 
 @pytest.fixture
