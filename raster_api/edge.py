@@ -121,7 +121,10 @@ class PublicHostMiddleware:
 @dataclass
 class OriginSecret:
     """CloudFront's origin secret, re-read at most once per `recheck_interval` when a request does not match it (the
-    secret was rotated), so a wrong header costs no Secrets Manager call each."""
+    secret was rotated), so a wrong header costs no Secrets Manager call each.
+
+    Not a TTL cache (cachetools'): the value is kept until a header fails to match it, so while Secrets Manager is
+    unreachable, requests that carry the current secret are still served."""
 
     fetch: Callable[[], str]
     recheck_interval: float = 60.0

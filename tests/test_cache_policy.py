@@ -187,3 +187,12 @@ def test_a_rotated_origin_secret_is_reread_at_most_once_per_interval():
     assert secret.matches("new")  # past it: re-read once, the rotated value is accepted
     assert not secret.matches("old")
     assert fetches == ["old", "new"]
+
+
+def test_the_origin_secret_is_kept_while_secrets_manager_is_down():
+    answers = iter(["current"])  # a second read raises StopIteration, as an unreachable Secrets Manager would raise
+    now = [0.0]
+    secret = OriginSecret(lambda: next(answers), recheck_interval=60.0, clock=lambda: now[0])
+    assert secret.matches("current")
+    now[0] = 3600.0  # long past the interval: a matching header still needs no read
+    assert secret.matches("current")
