@@ -1,69 +1,60 @@
-"""Structured JSON logs and CloudWatch Embedded Metric Format (EMF) lines, on stdout, one JSON object per line.
+"""JSON logs and CloudWatch Embedded Metric Format (EMF) lines, one JSON object per line, written by Powertools.
 
 Lambda ships stdout to CloudWatch Logs, which turns EMF lines into metrics without an API call (no PutMetricData
 permission, no latency). Alarms are defined on exactly these names: namespace `RasterTiler/CredentialRotator`,
 dimension `Provider`, metrics `RotationSuccess`, `RotationFailure`, `SecondsUntilExpiry`.
+
+The modules log through plain `logging.getLogger(__name__)`; `configure_logging` puts Powertools' JSON formatter on
+their parent logger rather than using Powertools' `Logger`, whose first configuration per process wins: the CLI logs
+to stderr (its summary is stdout) and the Lambda to stdout.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import time
-from datetime import UTC, datetime
-from typing import Any, TextIO
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from providers import metrics as names
 
 METRICS_NAMESPACE = names.ROTATOR_NAMESPACE
 
 LOGGER_NAME = "credential_rotator"
-
-# Attributes every LogRecord has: anything else on a record came from `extra=` and goes into the JSON object.
-_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_HANDLER_NAME = "credential_rotator.json"
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: timestamp, level, logger, message and the record's `extra` fields."""
+class _ExceptionTypeOnlyFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON object with the record's `extra` fields, but an exception is written as its type's name alone
+    (`exception_name`): its message, notes and traceback can quote values such as a URL with a token."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")})
-        if record.exc_info and record.exc_info[0] is not None:
-            entry["exception"] = record.exc_info[0].__name__  # the type only: tracebacks can quote values
-        return json.dumps(entry, default=str)
-
-
-class _CurrentStreamHandler(logging.Handler):
-    """Writes to whatever `sys.stdout`/`sys.stderr` is at emit time (pytest and the CLI swap them)."""
-
-    def __init__(self, stream_name: str) -> None:
-        super().__init__()
-        self.stream_name = stream_name
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            stream: TextIO = getattr(sys, self.stream_name)
-            stream.write(self.format(record) + "\n")
-            stream.flush()
-        except Exception:
-            self.handleError(record)
+        exc_type = record.exc_info[0] if record.exc_info else None
+        if exc_type is not None:
+            fields = {**record.__dict__, "exc_info": None, "exc_text": None, "exception_name": exc_type.__name__}
+            record = logging.makeLogRecord(fields)
+        return super().format(record)
 
 
 def configure_logging(stream_name: str = "stdout", level: int = logging.INFO) -> logging.Logger:
-    """Give the `credential_rotator` loggers one JSON handler (idempotent); they do not propagate to root."""
+    """Give the `credential_rotator` loggers one JSON handler on `sys.<stream_name>` as it is now (idempotent: each
+    Lambda invocation and CLI run calls this first); they do not propagate to root."""
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
-        if isinstance(handler, _CurrentStreamHandler):
+        if handler.get_name() == _HANDLER_NAME:
             logger.removeHandler(handler)
-    handler = _CurrentStreamHandler(stream_name)
-    handler.setFormatter(JsonFormatter())
+    handler = logging.StreamHandler(getattr(sys, stream_name))
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        _ExceptionTypeOnlyFormatter(
+            service=LOGGER_NAME,
+            location="%(name)s.%(funcName)s:%(lineno)d",
+            use_rfc3339=True,
+            utc=True,
+            serialize_stacktrace=False,
+        )
+    )
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
@@ -71,33 +62,21 @@ def configure_logging(stream_name: str = "stdout", level: int = logging.INFO) ->
 
 
 class MetricsEmitter:
-    """Prints one EMF line per provider outcome; `enabled=False` (the CLI) prints nothing."""
+    """One EMF line on stdout per provider outcome, written by Powertools' `EphemeralMetrics` (nothing kept between
+    lines); `enabled=False` (the CLI) writes nothing."""
 
-    def __init__(self, enabled: bool = True, stream_name: str = "stdout") -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.stream_name = stream_name
 
     def provider_outcome(self, provider: str, success: bool, seconds_until_expiry: float | None) -> None:
         if not self.enabled:
             return
-        metrics: list[dict[str, str]] = [
-            {"Name": names.ROTATION_SUCCESS, "Unit": "Count"},
-            {"Name": names.ROTATION_FAILURE, "Unit": "Count"},
-        ]
-        values: dict[str, float] = {names.ROTATION_SUCCESS: int(success), names.ROTATION_FAILURE: int(not success)}
+        metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE)
+        metrics.add_dimension(name=names.PROVIDER_DIMENSION, value=provider)
+        metrics.add_metric(name=names.ROTATION_SUCCESS, unit=MetricUnit.Count, value=int(success))
+        metrics.add_metric(name=names.ROTATION_FAILURE, unit=MetricUnit.Count, value=int(not success))
         if seconds_until_expiry is not None:
-            metrics.append({"Name": names.SECONDS_UNTIL_EXPIRY, "Unit": "Seconds"})
-            values[names.SECONDS_UNTIL_EXPIRY] = round(seconds_until_expiry)
-        line = {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
-                    {"Namespace": METRICS_NAMESPACE, "Dimensions": [[names.PROVIDER_DIMENSION]], "Metrics": metrics}
-                ],
-            },
-            names.PROVIDER_DIMENSION: provider,
-            **values,
-        }
-        stream: TextIO = getattr(sys, self.stream_name)
-        stream.write(json.dumps(line) + "\n")
-        stream.flush()
+            metrics.add_metric(
+                name=names.SECONDS_UNTIL_EXPIRY, unit=MetricUnit.Seconds, value=round(seconds_until_expiry)
+            )
+        metrics.flush_metrics()

@@ -3,7 +3,9 @@ is reported `timeout` for itself alone while every answering DAAC's secret is re
 Earthdata token is fetched once however many providers ask for it at the same time.
 
 The defaults that matter are kept (10 s read timeout, 2 retries: ~33 s per hanging DAAC, more than the run has); the
-HANG fault stalls 60 s, far past any deadline, so the outcome does not depend on the machine's speed.
+HANG fault stalls 60 s, far past any deadline, so the outcome does not depend on the machine's speed. The runs have
+21 s left (6 s of budget after the 15 s reserve): a hang costs its deadline in real time, so a short one keeps the
+module fast while an answering DAAC (a login, one GET, one secret write) still finishes well within its share.
 """
 
 from __future__ import annotations
@@ -90,9 +92,9 @@ def hang_message(edl: EarthdataEmulator, name: str, share: str) -> str:
     )
 
 
-def run_with_30_seconds_left(capsys: pytest.CaptureFixture[str]) -> tuple[str, list[dict[str, Any]], str]:
+def run_with_21_seconds_left(capsys: pytest.CaptureFixture[str]) -> tuple[str, list[dict[str, Any]], str]:
     with pytest.raises(RotationFailedError) as err:
-        handler({"source": "aws.events"}, LambdaContext(remaining_ms=30_000))
+        handler({"source": "aws.events"}, LambdaContext(remaining_ms=21_000))
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines() if line.strip()]
     return str(err.value), lines, captured.out + captured.err
@@ -104,30 +106,30 @@ def assert_rotated(aws_world: AwsWorld, good: dict[str, dict[str, str]], name: s
     assert secret["accessKeyId"] != good[name]["accessKeyId"]
 
 
-def test_one_hanging_daac_with_30_s_left_costs_only_that_provider(env, capsys, aws_world, edl, mint_log, good_secrets):
+def test_one_hanging_daac_with_21_s_left_costs_only_that_provider(env, capsys, aws_world, edl, mint_log, good_secrets):
     edl.set_fault(daac="daac-a", fault=Fault.HANG)  # first in the list: done one by one, it starved the others
-    message, lines, output = run_with_30_seconds_left(capsys)
-    assert message == "credential rotation failed for 1 provider(s): " + hang_message(edl, "daac-a", "15 s")
+    message, lines, output = run_with_21_seconds_left(capsys)
+    assert message == "credential rotation failed for 1 provider(s): " + hang_message(edl, "daac-a", "6 s")
     assert aws_world.get_secret(SECRET_IDS["daac-a"]) == good_secrets["daac-a"]
     for name in ("daac-b", "daac-c", "daac-d"):
         assert_rotated(aws_world, good_secrets, name)
     metrics = {line["Provider"]: line for line in lines if "_aws" in line}
-    assert {name: m["RotationSuccess"] for name, m in metrics.items()} == {
+    assert {name: m["RotationSuccess"][0] for name, m in metrics.items()} == {
         "daac-a": 0,
         "daac-b": 1,
         "daac-c": 1,
         "daac-d": 1,
     }
-    assert metrics["daac-a"]["SecondsUntilExpiry"] > 0  # the good secret left in place is still valid
+    assert metrics["daac-a"]["SecondsUntilExpiry"][0] > 0  # the good secret left in place is still valid
     assert_no_secrets(message + output, edl, mint_log, good_secrets)
 
 
-def test_three_of_four_hanging_daacs_with_30_s_left_fail_alone(env, capsys, aws_world, edl, good_secrets):
+def test_three_of_four_hanging_daacs_with_21_s_left_fail_alone(env, capsys, aws_world, edl, good_secrets):
     for name in ("daac-a", "daac-b", "daac-c"):
         edl.set_fault(daac=name, fault=Fault.HANG)
-    message, _, _ = run_with_30_seconds_left(capsys)
+    message, _, _ = run_with_21_seconds_left(capsys)
     assert message == "credential rotation failed for 3 provider(s): " + "; ".join(
-        hang_message(edl, name, "15 s") for name in ("daac-a", "daac-b", "daac-c")
+        hang_message(edl, name, "6 s") for name in ("daac-a", "daac-b", "daac-c")
     )
     for name in ("daac-a", "daac-b", "daac-c"):
         assert aws_world.get_secret(SECRET_IDS[name]) == good_secrets[name]
@@ -135,14 +137,14 @@ def test_three_of_four_hanging_daacs_with_30_s_left_fail_alone(env, capsys, aws_
 
 
 def test_a_pool_smaller_than_the_providers_gives_each_wave_its_share(env, monkeypatch, capsys, aws_world, edl):
-    # Two at once, four providers: two waves of 7.5 s each out of the 15 s budget. daac-a and daac-b hang in the
+    # Two at once, four providers: two waves of 3 s each out of the 6 s budget. daac-a and daac-b hang in the
     # first wave; daac-c and daac-d still get their turn and rotate.
     monkeypatch.setenv("ROTATOR_CONCURRENCY", "2")
     edl.set_fault(daac="daac-a", fault=Fault.HANG)
     edl.set_fault(daac="daac-b", fault=Fault.HANG)
-    message, _, _ = run_with_30_seconds_left(capsys)
+    message, _, _ = run_with_21_seconds_left(capsys)
     assert message == "credential rotation failed for 2 provider(s): " + "; ".join(
-        hang_message(edl, name, "7.5 s") for name in ("daac-a", "daac-b")
+        hang_message(edl, name, "3 s") for name in ("daac-a", "daac-b")
     )
     for name in ("daac-c", "daac-d"):
         assert aws_world.get_secret(SECRET_IDS[name])["provider"] == name

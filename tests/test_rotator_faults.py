@@ -130,9 +130,9 @@ def test_failure_emits_failure_metric_with_the_current_secrets_remaining_life(ro
     edl.set_fault(daac="daac-a", fault=Fault.SERVER_ERROR)
     _, output = run_failing(capsys)
     metrics = {line["Provider"]: line for line in map(json.loads, output.splitlines()) if "_aws" in line}
-    assert metrics["daac-a"]["RotationFailure"] == 1 and metrics["daac-a"]["RotationSuccess"] == 0
-    assert metrics["daac-a"]["SecondsUntilExpiry"] > 0  # the good secret written earlier is still valid
-    assert metrics["daac-b"]["RotationSuccess"] == 1
+    assert metrics["daac-a"]["RotationFailure"] == [1.0] and metrics["daac-a"]["RotationSuccess"] == [0.0]
+    assert metrics["daac-a"]["SecondsUntilExpiry"][0] > 0  # the good secret written earlier is still valid
+    assert metrics["daac-b"]["RotationSuccess"] == [1.0]
 
 
 def test_server_errors_are_retried_before_failing(rotator_env, capsys, edl):
@@ -170,7 +170,7 @@ def test_providers_left_when_lambda_time_runs_out_are_reported_not_cut_off(rotat
     assert "daac-a (time_budget: " in str(err.value) and "daac-b (time_budget: " in str(err.value)
     assert edl.count("daac-a/s3credentials") == 0
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert {m["Provider"] for m in metrics if m["RotationFailure"] == 1} == {"daac-a", "daac-b"}
+    assert {m["Provider"] for m in metrics if m["RotationFailure"] == [1.0]} == {"daac-a", "daac-b"}
 
 
 def test_lambda_context_with_time_left_rotates_normally(rotator_env, edl):

@@ -134,8 +134,8 @@ def test_logs_are_json_lines_with_emf_metrics_per_provider(rotator_env, capsys):
     assert directive["Namespace"] == "RasterTiler/CredentialRotator"
     assert directive["Dimensions"] == [["Provider"]]
     assert {m["Name"] for m in directive["Metrics"]} == {"RotationSuccess", "RotationFailure", "SecondsUntilExpiry"}
-    assert metrics["daac-a"]["RotationSuccess"] == 1 and metrics["daac-a"]["RotationFailure"] == 0
-    assert 3000 < metrics["daac-a"]["SecondsUntilExpiry"] <= 3600
+    assert metrics["daac-a"]["RotationSuccess"] == [1.0] and metrics["daac-a"]["RotationFailure"] == [0.0]
+    assert 3000 < metrics["daac-a"]["SecondsUntilExpiry"][0] <= 3600
     assert any(line.get("message") == "rotated provider" and line.get("provider") == "daac-b" for line in lines)
 
 
