@@ -49,21 +49,29 @@ fault applies to that DAAC's ``s3credentials`` answer.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import json
 import secrets
-import sys
+import socket
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from local_stack.aws_world import AwsWorld
@@ -72,6 +80,7 @@ Minter = Callable[[], dict[str, Any]]
 
 TOKEN_PATH = "/api/users/find_or_create_token"
 AUTHORIZE_PATH = "/oauth/authorize"
+MAX_STALL_SECONDS = 60.0  # HANG and latency are bounded: a forgotten fault must not wedge the local stack
 
 
 class AuthMode(StrEnum):
@@ -131,17 +140,6 @@ def daac_minters(world: AwsWorld, roles: Mapping[str, str] | None = None) -> dic
     return {daac: minter(role) for daac, role in roles.items()}
 
 
-class _EmulatorServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (read timeout on a HANG fault) closes its socket before the answer: expected here,
-        # and a traceback on stderr would pollute the output tests scan.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-
 class EarthdataEmulator:
     """EDL and DAAC hosts on one loopback port (see the module docstring for the API)."""
 
@@ -157,39 +155,52 @@ class EarthdataEmulator:
         self.users: dict[str, str] = dict(users or {})
         self.daacs: dict[str, Minter] = dict(daacs or {})
         self.auth_modes: dict[str, AuthMode] = {d: AuthMode(m) for d, m in (auth_modes or {}).items()}
-        self.hang_seconds = min(float(hang_seconds), 60.0)
+        self.hang_seconds = min(float(hang_seconds), MAX_STALL_SECONDS)
+        # Only the endpoints use these, and they all run on the server's one event loop thread: no lock needed.
         self._valid_tokens: set[str] = set(tokens)
-        self._user_tokens: dict[str, str] = {}
         self._codes: dict[str, str] = {}  # one-time OAuth code -> daac
         self._sessions: dict[str, str] = {}  # cookie value -> daac
+        # The lock guards what the control methods (called from other threads) share with the endpoints.
+        self._lock = threading.Lock()
+        self._user_tokens: dict[str, str] = {}
         self._faults: dict[str | None, Fault] = {}
         self._latency: dict[str | None, float] = {}
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self.counts: Counter[str] = Counter()
         self.requests: deque[RecordedRequest] = deque(maxlen=10_000)  # bounded: the local stack runs for hours
+        self._stopping = threading.Event()
         self._port = port
-        self._server: ThreadingHTTPServer | None = None
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> EarthdataEmulator:
-        server = _EmulatorServer(("127.0.0.1", self._port), _make_handler(self))
-        self._server = server
+        # Bound here rather than by uvicorn: a taken port fails in the caller, and the port is known at once.
+        self._socket = socket.create_server(("127.0.0.1", self._port))
         self._stopping.clear()
-        self._thread = threading.Thread(target=server.serve_forever, name="earthdata-emulator", daemon=True)
+        # log_config=None leaves the host process's logging alone (uvicorn's default would reconfigure it); tests
+        # scan stdout and stderr, so only warnings and errors may reach them, and no access lines.
+        config = uvicorn.Config(self._app(), lifespan="off", log_config=None, log_level="warning", access_log=False)
+        server = self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=server.run, args=([self._socket],), name="earthdata-emulator", daemon=True
+        )
         self._thread.start()
+        while not server.started:  # the socket already listens, but routes are only served from here on
+            if not self._thread.is_alive():
+                self.stop()
+                raise RuntimeError("the Earthdata emulator did not start")
+            time.sleep(0.005)
         return self
 
     def stop(self) -> None:
-        self._stopping.set()  # releases HANG faults in progress
+        self._stopping.set()  # uvicorn waits for requests in progress: release HANG faults and latencies first
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+            self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
-            self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+        self._server, self._thread, self._socket = None, None, None
 
     def __enter__(self) -> EarthdataEmulator:
         return self.start()
@@ -199,12 +210,11 @@ class EarthdataEmulator:
     ) -> None:
         self.stop()
 
-    # -- addresses -------------------------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._socket is None:
             raise RuntimeError("the Earthdata emulator is not running")
-        return int(self._server.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def base_url(self) -> str:
@@ -213,7 +223,6 @@ class EarthdataEmulator:
     def credentials_url(self, daac: str) -> str:
         return f"{self.base_url}/{daac}/s3credentials"
 
-    # -- control ---------------------------------------------------------------------------------------------
     def set_fault(self, daac: str | None = None, fault: Fault | str | None = None) -> None:
         """Make a DAAC (or, with daac=None, EDL) misbehave; fault=None clears it."""
         with self._lock:
@@ -231,13 +240,7 @@ class EarthdataEmulator:
     def set_latency(self, seconds: float, daac: str | None = None) -> None:
         """Delay every answer of a DAAC (or, with daac=None, of EDL) by `seconds` (bounded like HANG); 0 clears it."""
         with self._lock:
-            self._latency[daac] = min(max(float(seconds), 0.0), 60.0)
-
-    def _delay(self, daac: str | None) -> None:
-        with self._lock:
-            seconds = self._latency.get(daac, 0.0)
-        if seconds:
-            self._stopping.wait(seconds)
+            self._latency[daac] = min(max(float(seconds), 0.0), MAX_STALL_SECONDS)
 
     def fault(self, daac: str | None = None) -> Fault | None:
         with self._lock:
@@ -265,11 +268,31 @@ class EarthdataEmulator:
         with self._lock:
             return list(self._user_tokens.values())
 
-    # -- state used by the request handler -------------------------------------------------------------------
+    def _endpoint(self, path: str) -> tuple[str, str | None]:
+        """The name a request is counted under, and its DAAC (None for EDL and for unknown paths)."""
+        if path == TOKEN_PATH:
+            return "token", None
+        if path == AUTHORIZE_PATH:
+            return "authorize", None
+        parts = path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] in self.daacs and parts[1] in ("s3credentials", "redirect"):
+            return f"{parts[0]}/{parts[1]}", parts[0]
+        return "other", None
+
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.counts[request.endpoint] += 1
             self.requests.append(request)
+
+    def _latency_for(self, daac: str | None) -> float:
+        with self._lock:
+            return self._latency.get(daac, 0.0)
+
+    async def _stall(self, seconds: float) -> None:
+        """Wait without holding up other requests, in short sleeps so that `stop()` (another thread) cuts it short."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.05))
 
     def _check_user(self, username: str, password: str) -> bool:
         expected = self.users.get(username)
@@ -284,32 +307,135 @@ class EarthdataEmulator:
                 self._valid_tokens.add(token)
             return token
 
-    def _token_valid(self, token: str) -> bool:
-        with self._lock:
-            return token in self._valid_tokens
+    def _app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route(TOKEN_PATH, self._token, methods=["POST"]),
+                Route(AUTHORIZE_PATH, self._authorize, methods=["GET"]),
+                Route("/{daac}/s3credentials", self._s3credentials, methods=["GET"]),
+                Route("/{daac}/redirect", self._daac_redirect, methods=["GET"]),
+            ],
+            # Any unknown path or method gets the same JSON 404 (Starlette's would be a plain-text 404 or a 405).
+            exception_handlers={404: _not_found, 405: _not_found},
+            middleware=[Middleware(_RecordAndDelay, emulator=self)],
+        )
 
-    def _new_code(self, daac: str) -> str:
-        code = secrets.token_urlsafe(16)
-        with self._lock:
-            self._codes[code] = daac
-        return code
+    async def _fault_answer(self, fault: Fault | None, missing_key: Callable[[], dict[str, Any]]) -> Response | None:
+        """The answer of a host with that fault (None: no fault); `missing_key` builds the MISSING_KEY body."""
+        if fault is Fault.HANG:
+            await self._stall(self.hang_seconds)
+            return JSONResponse({"error": "gateway_timeout"}, 504)
+        if fault is Fault.MISSING_KEY:
+            return JSONResponse(await run_in_threadpool(missing_key))
+        return FAULT_ANSWERS[fault]() if fault else None
 
-    def _redeem_code(self, code: str, daac: str) -> bool:
-        with self._lock:
-            return self._codes.pop(code, None) == daac
+    async def _token(self, request: Request) -> Response:
+        missing_key = {"token_type": "Bearer", "expiration_date": "01/01/2099"}
+        if answer := await self._fault_answer(self.fault(None), missing_key.copy):
+            return answer
+        creds = _basic(request.headers.get("Authorization"))
+        if creds is None or not self._check_user(*creds):
+            return JSONResponse({"error": "invalid_credentials", "error_description": "Invalid user credentials"}, 401)
+        expires = (datetime.now(UTC) + timedelta(days=60)).strftime("%m/%d/%Y")
+        return JSONResponse(
+            {"access_token": self._token_for(creds[0]), "token_type": "Bearer", "expiration_date": expires}
+        )
 
-    def _new_session(self, daac: str) -> str:
-        value = secrets.token_urlsafe(16)
-        with self._lock:
-            self._sessions[value] = daac
-        return value
+    async def _authorize(self, request: Request) -> Response:
+        if answer := await self._fault_answer(self.fault(None), dict):
+            return answer
+        query = request.query_params
+        daac, redirect_uri = query.get("client_id", ""), query.get("redirect_uri", "")
+        if daac not in self.daacs or query.get("response_type") != "code" or not redirect_uri:
+            return JSONResponse({"error": "invalid_request"}, 400)
+        auth = request.headers.get("Authorization")
+        if auth is None:
+            realm = {"WWW-Authenticate": 'Basic realm="Please enter your Earthdata Login"'}
+            return HTMLResponse(LOGIN_PAGE, 401, headers=realm)
+        creds = _basic(auth)
+        if creds is None or not self._check_user(*creds):
+            return HTMLResponse(LOGIN_PAGE)  # what real EDL does on a bad password: 200
+        params = {"code": secrets.token_urlsafe(16)}
+        self._codes[params["code"]] = daac
+        if "state" in query:
+            params["state"] = query["state"]
+        return RedirectResponse(f"{redirect_uri}?{urlencode(params)}", 302)
 
-    def _session_valid(self, value: str, daac: str) -> bool:
-        with self._lock:
-            return self._sessions.get(value) == daac
+    async def _s3credentials(self, request: Request) -> Response:
+        daac = request.path_params["daac"]
+        if daac not in self.daacs:
+            return _not_found(request)
+        mode = self.auth_mode(daac)
+        token = _bearer(request.headers.get("Authorization"))
+        bearer = token if mode is not AuthMode.REDIRECT_ONLY else None  # a redirect-only DAAC ignores the header
+        session = request.cookies.get(f"{daac}-session")
+        if (session is not None and self._sessions.get(session) == daac) or (bearer in self._valid_tokens):
+            if answer := await self._fault_answer(self.fault(daac), lambda: _without_session_token(self.daacs[daac]())):
+                return answer
+            # Minters call moto's STS through boto3: blocking, so off the event loop.
+            return JSONResponse(await run_in_threadpool(self.daacs[daac]))
+        if bearer is not None:
+            return JSONResponse({"error": "invalid_token", "error_description": "The bearer token is not valid"}, 401)
+        if mode is AuthMode.BEARER_ONLY:
+            return JSONResponse({"error": "unauthorized", "error_description": "Bearer token required"}, 401)
+        params = {
+            "client_id": daac,
+            "redirect_uri": f"{self.base_url}/{daac}/redirect",
+            "response_type": "code",
+            "state": f"/{daac}/s3credentials",
+        }
+        return RedirectResponse(f"{self.base_url}{AUTHORIZE_PATH}?{urlencode(params)}", 302)
 
-    def _hang(self) -> None:
-        self._stopping.wait(self.hang_seconds)
+    async def _daac_redirect(self, request: Request) -> Response:
+        daac = request.path_params["daac"]
+        if daac not in self.daacs:
+            return _not_found(request)
+        code = request.query_params.get("code", "")
+        if not code or self._codes.pop(code, None) != daac:
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "Unknown or used authorization code"}, 401
+            )
+        session = secrets.token_urlsafe(16)
+        self._sessions[session] = daac
+        response = RedirectResponse(f"{self.base_url}/{daac}/s3credentials", 302)
+        response.set_cookie(f"{daac}-session", session, path=f"/{daac}", httponly=True, samesite=None)
+        return response
+
+
+@dataclass(frozen=True)
+class _RecordAndDelay:
+    """ASGI middleware: every request is counted and recorded (404s too), then held by the latency set for its host."""
+
+    app: ASGIApp
+    emulator: EarthdataEmulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        endpoint, daac = self.emulator._endpoint(request.url.path)
+        auth = request.headers.get("Authorization")
+        scheme = auth.split(" ", 1)[0] if auth else None
+        self.emulator._record(RecordedRequest(endpoint, request.method, scheme, bool(request.headers.get("Cookie"))))
+        if endpoint in ("token", "authorize") or daac:
+            await self.emulator._stall(self.emulator._latency_for(daac))
+        await self.app(scope, receive, send)
+
+
+FAULT_ANSWERS: dict[Fault, Callable[[], Response]] = {
+    Fault.SERVER_ERROR: lambda: JSONResponse({"error": "internal_server_error"}, 500),
+    Fault.HTML: lambda: HTMLResponse(GENERIC_HTML_PAGE),
+    Fault.MALFORMED: lambda: Response(b'{"accessKeyId": "AKIA', media_type="application/json"),
+    Fault.UNAUTHORIZED: lambda: JSONResponse({"error": "unauthorized", "error_description": "Unauthorized"}, 401),
+    Fault.FORBIDDEN: lambda: JSONResponse({"error": "forbidden", "error_description": "Forbidden"}, 403),
+    Fault.MAINTENANCE: lambda: HTMLResponse(MAINTENANCE_PAGE, 503, headers={"Retry-After": "3600"}),
+}
+
+
+def _not_found(request: Request, exc: Exception | None = None) -> Response:
+    return JSONResponse({"error": "not_found"}, 404)
+
+
+def _without_session_token(payload: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in payload.items() if key != "sessionToken"}
 
 
 def _basic(header: str | None) -> tuple[str, str] | None:
@@ -326,178 +452,3 @@ def _bearer(header: str | None) -> str | None:
     if header and header.startswith("Bearer "):
         return header[7:].strip()
     return None
-
-
-def _make_handler(emulator: EarthdataEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "EarthdataEmulator/1.0"
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass  # quiet: tests capture output and scan it for secrets
-
-        # -- plumbing ----------------------------------------------------------------------------------------
-        def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
-            self._send(status, json.dumps(payload).encode(), "application/json", headers)
-
-        def _html(self, status: int, page: str, headers: Mapping[str, str] | None = None) -> None:
-            self._send(status, page.encode(), "text/html; charset=utf-8", headers)
-
-        def _redirect(self, location: str, headers: Mapping[str, str] | None = None) -> None:
-            self._send(302, b"", "text/plain", {"Location": location, **(headers or {})})
-
-        def _cookie(self, name: str) -> str | None:
-            raw = self.headers.get("Cookie")
-            if not raw:
-                return None
-            jar: SimpleCookie = SimpleCookie()
-            jar.load(raw)
-            morsel = jar.get(name)
-            return morsel.value if morsel else None
-
-        def _endpoint(self, path: str) -> tuple[str, str | None]:
-            if path == TOKEN_PATH:
-                return "token", None
-            if path == AUTHORIZE_PATH:
-                return "authorize", None
-            parts = path.strip("/").split("/")
-            if len(parts) == 2 and parts[0] in emulator.daacs and parts[1] in ("s3credentials", "redirect"):
-                return f"{parts[0]}/{parts[1]}", parts[0]
-            return "other", None
-
-        def _dispatch(self) -> None:
-            url = urlsplit(self.path)
-            endpoint, daac = self._endpoint(url.path)
-            auth = self.headers.get("Authorization")
-            scheme = auth.split(" ", 1)[0] if auth else None
-            emulator._record(RecordedRequest(endpoint, self.command, scheme, bool(self.headers.get("Cookie"))))
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            if endpoint in ("token", "authorize") or daac:
-                emulator._delay(daac)
-            if endpoint == "token" and self.command == "POST":
-                self._token(auth)
-            elif endpoint == "authorize" and self.command == "GET":
-                self._authorize(auth, query)
-            elif daac and endpoint.endswith("/s3credentials") and self.command == "GET":
-                self._s3credentials(daac, auth)
-            elif daac and endpoint.endswith("/redirect") and self.command == "GET":
-                self._daac_redirect(daac, query)
-            else:
-                self._json(404, {"error": "not_found"})
-
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
-            self._dispatch()
-
-        def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            self._dispatch()
-
-        # -- faults --------------------------------------------------------------------------------------------
-        def _fault(self, fault: Fault | None, missing_key_payload: dict[str, Any]) -> bool:
-            """Answer with the fault when one is set; True when the request was answered."""
-            if fault is None:
-                return False
-            if fault is Fault.HANG:
-                emulator._hang()
-                self._json(504, {"error": "gateway_timeout"})
-            elif fault is Fault.SERVER_ERROR:
-                self._json(500, {"error": "internal_server_error"})
-            elif fault is Fault.HTML:
-                self._html(200, GENERIC_HTML_PAGE)
-            elif fault is Fault.MALFORMED:
-                self._send(200, b'{"accessKeyId": "AKIA', "application/json")
-            elif fault is Fault.MISSING_KEY:
-                self._json(200, missing_key_payload)
-            elif fault is Fault.UNAUTHORIZED:
-                self._json(401, {"error": "unauthorized", "error_description": "Unauthorized"})
-            elif fault is Fault.FORBIDDEN:
-                self._json(403, {"error": "forbidden", "error_description": "Forbidden"})
-            elif fault is Fault.MAINTENANCE:
-                self._html(503, MAINTENANCE_PAGE, {"Retry-After": "3600"})
-            return True
-
-        # -- EDL -------------------------------------------------------------------------------------------
-        def _token(self, auth: str | None) -> None:
-            if self._fault(emulator.fault(None), {"token_type": "Bearer", "expiration_date": "01/01/2099"}):
-                return
-            creds = _basic(auth)
-            if creds is None or not emulator._check_user(*creds):
-                self._json(401, {"error": "invalid_credentials", "error_description": "Invalid user credentials"})
-                return
-            expires = (datetime.now(UTC) + timedelta(days=60)).strftime("%m/%d/%Y")
-            token = emulator._token_for(creds[0])
-            self._json(200, {"access_token": token, "token_type": "Bearer", "expiration_date": expires})
-
-        def _authorize(self, auth: str | None, query: dict[str, str]) -> None:
-            if self._fault(emulator.fault(None), {}):
-                return
-            daac = query.get("client_id", "")
-            redirect_uri = query.get("redirect_uri", "")
-            if daac not in emulator.daacs or query.get("response_type") != "code" or not redirect_uri:
-                self._json(400, {"error": "invalid_request"})
-                return
-            if auth is None:
-                self._html(401, LOGIN_PAGE, {"WWW-Authenticate": 'Basic realm="Please enter your Earthdata Login"'})
-                return
-            creds = _basic(auth)
-            if creds is None or not emulator._check_user(*creds):
-                self._html(200, LOGIN_PAGE)  # what real EDL does on a bad password
-                return
-            params = {"code": emulator._new_code(daac)}
-            if "state" in query:
-                params["state"] = query["state"]
-            self._redirect(f"{redirect_uri}?{urlencode(params)}")
-
-        # -- DAAC ------------------------------------------------------------------------------------------
-        def _s3credentials(self, daac: str, auth: str | None) -> None:
-            mode = emulator.auth_mode(daac)
-            token = _bearer(auth)
-            session = self._cookie(f"{daac}-session")
-            authorized = (session is not None and emulator._session_valid(session, daac)) or (
-                token is not None and mode is not AuthMode.REDIRECT_ONLY and emulator._token_valid(token)
-            )
-            if authorized:
-                if not self._fault(emulator.fault(daac), self._mint_without_token(daac)):
-                    self._json(200, emulator.daacs[daac]())
-                return
-            if token is not None and mode is not AuthMode.REDIRECT_ONLY:
-                self._json(401, {"error": "invalid_token", "error_description": "The bearer token is not valid"})
-                return
-            if mode is AuthMode.BEARER_ONLY:
-                self._json(401, {"error": "unauthorized", "error_description": "Bearer token required"})
-                return
-            params = {
-                "client_id": daac,
-                "redirect_uri": f"{emulator.base_url}/{daac}/redirect",
-                "response_type": "code",
-                "state": f"/{daac}/s3credentials",
-            }
-            self._redirect(f"{emulator.base_url}{AUTHORIZE_PATH}?{urlencode(params)}")
-
-        def _mint_without_token(self, daac: str) -> dict[str, Any]:
-            if emulator.fault(daac) is not Fault.MISSING_KEY:
-                return {}
-            payload = dict(emulator.daacs[daac]())
-            payload.pop("sessionToken", None)
-            return payload
-
-        def _daac_redirect(self, daac: str, query: dict[str, str]) -> None:
-            code = query.get("code", "")
-            if not code or not emulator._redeem_code(code, daac):
-                self._json(401, {"error": "invalid_grant", "error_description": "Unknown or used authorization code"})
-                return
-            cookie = f"{daac}-session={emulator._new_session(daac)}; Path=/{daac}; HttpOnly"
-            self._redirect(f"{emulator.base_url}/{daac}/s3credentials", {"Set-Cookie": cookie})
-
-    return Handler
