@@ -119,8 +119,8 @@ def raster_bundle(architecture: Architecture) -> LambdaBundle:
     )
 
 
+def rotator_bundle(architecture: Architecture) -> LambdaBundle:
     # The rotator must not ship titiler/GDAL: only the shared dependencies, `requests` and Powertools.
-    # The rotator must not ship titiler/GDAL: only the shared dependencies and `requests`.
     return LambdaBundle(
         "credential-rotator",
         project_requirements("rotator"),
