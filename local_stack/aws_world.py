@@ -19,10 +19,8 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +29,8 @@ from typing import Any
 import boto3
 import requests
 from botocore.config import Config
+
+from local_stack.processes import serving
 
 REGION = "us-west-2"
 ACCOUNT_ID = "123456789012"
@@ -363,36 +363,11 @@ def moto_server(port: int = 0, log_path: str | None = None) -> Iterator[str]:
     """
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - closed below
     recording = (log_path or os.path.join(tempfile.gettempdir(), f"moto-{port}")) + ".recording.jsonl"
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "MOTO_RECORDER_FILEPATH": recording},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto server exited with code {proc.returncode}")
-            try:
-                requests.get(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start within 30 s") from None
-                time.sleep(0.1)
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    env = {**os.environ, "MOTO_RECORDER_FILEPATH": recording}
+    with serving(argv, env, log_path or os.devnull, f"{endpoint}/moto-api/", timeout=30, status=None):
         yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @contextmanager

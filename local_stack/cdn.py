@@ -23,13 +23,13 @@ from __future__ import annotations
 import shutil
 import struct
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from local_stack.aws_world import free_port
-from local_stack.processes import start_process, stop_process, wait_until_healthy
+from local_stack.processes import serving
 
 NGINX = "/usr/sbin/nginx"
 HOST = "127.0.0.1"
@@ -213,17 +213,13 @@ def nginx_cache(upstream: str, state: Path, logs: Path | None = None, port: int 
     cdn = Cdn(f"http://{HOST}:{port}", logs / "nginx-access.log", logs / "nginx-error.log", state)
     # `-e` before the configuration is read: Debian's default error log is under /var/log.
     argv = [NGINX, "-p", str(state), "-c", str(config), "-e", str(cdn.error_log)]
-    with open(logs / "nginx.out", "ab") as out:
-        proc = start_process(argv, {"PATH": "/usr/sbin:/usr/bin:/bin"}, out)
-    try:
-        wait_until_healthy(f"{cdn.url}/healthz", proc, timeout=30)
-    except RuntimeError as exc:
-        stop_process(proc)
-        raise RuntimeError(f"nginx did not come up: {exc}{_tail(cdn.error_log)}") from None
-    try:
+    with ExitStack() as stack:
+        try:
+            env = {"PATH": "/usr/sbin:/usr/bin:/bin"}
+            stack.enter_context(serving(argv, env, logs / "nginx.out", f"{cdn.url}/healthz", timeout=30))
+        except RuntimeError as exc:
+            raise RuntimeError(f"nginx did not come up: {exc}{_tail(cdn.error_log)}") from None
         yield cdn
-    finally:
-        stop_process(proc)
 
 
 def _tail(path: Path, lines: int = 5) -> str:

@@ -13,7 +13,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import IO
 
 import requests
@@ -33,10 +35,10 @@ def start_process(argv: Sequence[str], env: Mapping[str, str], log: IO[bytes] | 
     )
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM the process group, wait, then SIGKILL whatever is left of it."""
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Send `sig` to the process group, wait, then SIGKILL whatever is left of it."""
     if proc.poll() is None:
-        _signal_group(proc, signal.SIGTERM)
+        _signal_group(proc, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
     # Grandchildren (e.g. uvicorn workers) may outlive the leader: the group goes in any case.
@@ -50,14 +52,14 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
 
 
-def api_argv(port: int, host: str = "127.0.0.1", log_level: str = "info") -> list[str]:
-    """uvicorn serving the raster API app factory; the API's own JSON access log is the record of requests, so
-    uvicorn's plain access lines are off."""
+def uvicorn_argv(port: int, app: str = API_APP, host: str = "127.0.0.1", log_level: str = "info") -> list[str]:
+    """uvicorn serving an app factory (the raster API's by default); the API's own JSON access log is the record of
+    requests, so uvicorn's plain access lines are off."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        API_APP,
+        app,
         "--factory",
         "--host",
         host,
@@ -70,20 +72,42 @@ def api_argv(port: int, host: str = "127.0.0.1", log_level: str = "info") -> lis
     ]
 
 
-def wait_until_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Poll `url` until it answers 200; fail early when the process dies."""
+def wait_until_healthy(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0, status: int | None = 200
+) -> None:
+    """Poll `url` until it answers `status` (None: anything at all); fail early when the process dies."""
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with code {proc.returncode} before {url} answered")
         try:
-            if requests.get(url, timeout=2).status_code == 200:
+            answer = requests.get(url, timeout=2)
+            if status is None or answer.status_code == status:
                 return
         except requests.RequestException:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
-        time.sleep(0.25)
+            raise RuntimeError(f"{url} did not answer {status or ''} within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+@contextmanager
+def serving(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log_path: str | Path,
+    ready_url: str,
+    timeout: float = 60.0,
+    status: int | None = 200,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process (output appended to `log_path`) once `ready_url` answers; stopped with its group on exit."""
+    with open(log_path, "ab") as log:
+        proc = start_process(argv, env, log)
+    try:
+        wait_until_healthy(ready_url, proc, timeout, status)
+        yield proc
+    finally:
+        stop_process(proc)
 
 
 def base_env() -> dict[str, str]:

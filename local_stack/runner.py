@@ -48,7 +48,7 @@ from local_stack.aws_world import (
     upload_samples,
 )
 from local_stack.cognito import NO_GROUP_USER, SAMPLE_GROUPS, CognitoIssuer, create_issuer, sample_user
-from local_stack.processes import api_argv, base_env, start_process, stop_process, wait_until_healthy
+from local_stack.processes import base_env, serving, start_process, stop_process, uvicorn_argv
 from providers.models import owner_of, parse_providers
 
 DEFAULT_PORT = 8000
@@ -340,14 +340,10 @@ def _serve(
 
 def _start_api(stack: ExitStack, env: dict[str, str], port: int, logs: Path) -> subprocess.Popen[bytes]:
     log = logs / "api.log"
-    with open(log, "ab") as out:
-        proc = start_process(api_argv(port), env, out)
-    stack.callback(stop_process, proc)
     try:
-        wait_until_healthy(f"http://{HOST}:{port}/healthz", proc, timeout=90)
+        return stack.enter_context(serving(uvicorn_argv(port), env, log, f"http://{HOST}:{port}/healthz", timeout=90))
     except RuntimeError as exc:
         raise StartupError(f"the raster API did not come up: {exc}{_tail(log)}") from None
-    return proc
 
 
 def _viewer_samples(providers_json: str, samples: dict[str, str]) -> list[dict[str, str]]:

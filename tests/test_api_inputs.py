@@ -91,7 +91,7 @@ def test_a_keep_alive_connection_survives_a_burst_of_malformed_requests(
     from urllib.parse import urlencode
 
     from local_stack.aws_world import free_port, providers_config
-    from local_stack.processes import api_argv, base_env, start_process, stop_process, wait_until_healthy
+    from local_stack.processes import base_env, serving, uvicorn_argv
 
     env = {
         **base_env(),
@@ -100,33 +100,29 @@ def test_a_keep_alive_connection_survives_a_burst_of_malformed_requests(
         "PROVIDERS_CONFIG": json.dumps(providers_config(aws_world)),
     }
     port = free_port()
-    with open(tmp_path / "api.log", "wb") as log:
-        proc = start_process(api_argv(port, log_level="warning"), env, log)
-        try:
-            wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            url = sample_urls[OWN_BUCKET]
-            malformed = [
-                {"colormap": DEEP_LIST},
-                {"colormap": DEEP_OBJECT},
-                {"algorithm": "hillshade", "algorithm_params": DEEP_OBJECT},
-                {"color_formula": "gamma r 0"},
-                {"algorithm": "grayscale"},
-                {"colormap": "[1]"},
-            ]
-            for params in malformed * 3:
-                connection.request("GET", f"{tile_path()}?{urlencode({'url': url, **params})}")
-                response = connection.getresponse()
-                body = json.loads(response.read())
-                assert response.status == 400, body
-                assert set(body) == {"detail", "request_id"}
-            connection.request("GET", f"{tile_path()}?{urlencode({'url': url})}")
+    argv = uvicorn_argv(port, log_level="warning")
+    with serving(argv, env, tmp_path / "api.log", f"http://127.0.0.1:{port}/healthz"):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        url = sample_urls[OWN_BUCKET]
+        malformed = [
+            {"colormap": DEEP_LIST},
+            {"colormap": DEEP_OBJECT},
+            {"algorithm": "hillshade", "algorithm_params": DEEP_OBJECT},
+            {"color_formula": "gamma r 0"},
+            {"algorithm": "grayscale"},
+            {"colormap": "[1]"},
+        ]
+        for params in malformed * 3:
+            connection.request("GET", f"{tile_path()}?{urlencode({'url': url, **params})}")
             response = connection.getresponse()
-            assert response.status == 200
-            assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
-            connection.close()
-        finally:
-            stop_process(proc)
+            body = json.loads(response.read())
+            assert response.status == 400, body
+            assert set(body) == {"detail", "request_id"}
+        connection.request("GET", f"{tile_path()}?{urlencode({'url': url})}")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
+        connection.close()
     assert "Exception in ASGI application" not in (tmp_path / "api.log").read_text()
 
 

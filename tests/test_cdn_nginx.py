@@ -19,7 +19,7 @@ import requests
 
 from local_stack.aws_world import NON_COG_URL, OWN_BUCKET, PARTNER_BUCKET, free_port, providers_config
 from local_stack.cdn import Cdn, nginx_cache, nginx_missing
-from local_stack.processes import api_argv, base_env, start_process, stop_process, wait_until_healthy
+from local_stack.processes import base_env, serving, uvicorn_argv
 from raster_api.middleware import redact_query
 from tests.api_helpers import assert_tile_from, tile_path
 
@@ -95,15 +95,12 @@ def stack(aws_world, lambda_keys, sample_urls, provider_secrets, tmp_path_factor
         "RASTER_API_CACHE_NOT_FOUND": f"public, max-age={NOT_FOUND_TTL}, s-maxage={NOT_FOUND_TTL}",
     }
     log = tmp / "api.log"
-    with open(log, "wb") as out:
-        proc = start_process(api_argv(api_port), env, out)
     direct = f"http://127.0.0.1:{api_port}"
-    try:
-        wait_until_healthy(f"{direct}/healthz", proc, timeout=90)
-        with nginx_cache(direct, tmp / "cdn-state", port=cdn_port) as cdn:
-            yield Stack(cdn, ApiLog(log, direct))
-    finally:
-        stop_process(proc)
+    with (
+        serving(uvicorn_argv(api_port), env, log, f"{direct}/healthz", timeout=90),
+        nginx_cache(direct, tmp / "cdn-state", port=cdn_port) as cdn,
+    ):
+        yield Stack(cdn, ApiLog(log, direct))
 
 
 def _tile(z: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from fastapi.testclient import TestClient
 
 from local_stack.aws_world import DAAC_A_BUCKET, OWN_BUCKET, PARTNER_BUCKET, Keys, free_port, providers_config
 from local_stack.cognito import NO_GROUP_USER
-from local_stack.processes import start_process, stop_process
+from local_stack.processes import serving
 from local_stack.samples import make_cog
 from providers import Provider
 from raster_api.credentials import AwsCredentials
@@ -221,10 +222,9 @@ def s3rver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, byte
     directory = tmp_path_factory.mktemp("s3rver")
     port = free_port()
     argv = [node, str(S3RVER_JS), "-d", str(directory), "-a", "127.0.0.1", "-p", str(port), "-s"]
-    proc = start_process([*argv, "--configure-bucket", OWN_BUCKET], {"PATH": "/usr/bin:/bin"})
+    argv += ["--configure-bucket", OWN_BUCKET]
     endpoint = f"http://127.0.0.1:{port}"
-    try:
-        _wait_listening(endpoint, proc)
+    with serving(argv, {"PATH": "/usr/bin:/bin"}, os.devnull, endpoint, timeout=30, status=None):
         body = make_cog(110, size=256)
         boto3.client(
             "s3",
@@ -235,20 +235,6 @@ def s3rver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, byte
             config=Config(signature_version="s3v4", retries={"max_attempts": 1}),
         ).put_object(Bucket=OWN_BUCKET, Key=OBJECT_KEY, Body=body)
         yield endpoint, body
-    finally:
-        stop_process(proc)
-
-
-def _wait_listening(endpoint: str, proc) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "s3rver exited"
-        try:
-            requests.get(endpoint, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    pytest.fail("s3rver did not start")
 
 
 S3RVER_SECRET = "raster/providers/s3rver-daac"

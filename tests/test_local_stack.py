@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import signal
 import socket
@@ -32,6 +33,7 @@ from PIL import Image
 from local_stack.aws_world import SAMPLE_BASES, free_port
 from local_stack.cdn import nginx_missing
 from local_stack.pgstac_db import postgis_missing
+from local_stack.processes import start_process, stop_process
 from providers import S3Credentials
 from providers.models import owner_of, parse_providers
 
@@ -73,27 +75,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     output = tmp / "stack.out"
     state_file = tmp / "state.json"
     stack_dir = tmp / "never-run-before"
+    argv = [sys.executable, "-m", "local_stack", "--port", str(port), "--state-file", str(state_file)]
+    argv += ["--rotate-every", str(ROTATE_EVERY), "--stack-dir", str(stack_dir)]
     with open(output, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "local_stack", "--port", str(port), "--state-file", str(state_file)]
-            + ["--rotate-every", str(ROTATE_EVERY), "--stack-dir", str(stack_dir)],
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = start_process(argv, os.environ, out)
     try:
         state = _wait_for_state(proc, state_file, output)
         api = f"http://127.0.0.1:{port}"
         assert requests.get(f"{api}/healthz", timeout=5).status_code == 200
         yield RunningStack(proc, api, state, output, stack_dir)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout=60, sig=signal.SIGINT)  # Ctrl-C, as a user stops it
 
 
 def _owner(state: dict[str, Any], bucket: str) -> str:

@@ -41,7 +41,7 @@ from local_stack.aws_world import (
     providers_config,
 )
 from local_stack.cognito import NO_GROUP_USER, CognitoIssuer, sample_user
-from local_stack.processes import api_argv, base_env, start_process, stop_process, wait_until_healthy
+from local_stack.processes import base_env, serving, uvicorn_argv
 from local_stack.samples import expected_value
 
 pytestmark = pytest.mark.slow
@@ -100,14 +100,8 @@ def _serve_api(
         **extra,
     }
     port = free_port()
-    log = open(log_dir / "api.log", "wb")  # noqa: SIM115
-    proc = start_process(api_argv(port, log_level="warning"), env, log)
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+    with serving(uvicorn_argv(port, log_level="warning"), env, log_dir / "api.log", f"http://127.0.0.1:{port}/healthz"):
         yield f"http://127.0.0.1:{port}/"
-    finally:
-        stop_process(proc)
-        log.close()
 
 
 def _samples(sample_urls: dict[str, str]) -> list[dict]:
