@@ -145,10 +145,13 @@ def pgstac_db():
         yield db
 
 
-@pytest.fixture(scope="module")
-def recorder():
-    """Every response body and log line of the module's requests, for the "no secret anywhere" checks."""
-    from tests.reliability_support import TrafficRecorder
+@pytest.fixture
+def recorder(lambda_keys: Keys, daac_keys: dict[str, Keys]):
+    """Every response body and log line of the test's requests; when the test ends, none may contain a secret: the
+    Lambda's keys, the DAACs' keys, the Earthdata password, or any secret value botocore handed this process."""
+    from tests.reliability_support import EARTHDATA_PASSWORD, TrafficRecorder
 
     with TrafficRecorder().recording() as rec:
         yield rec
+    secrets = [*lambda_keys.secret_values(), *(v for k in daac_keys.values() for v in k.secret_values())]
+    assert rec.leaks([*secrets, EARTHDATA_PASSWORD]) == []
