@@ -2,8 +2,8 @@
 
 Callers prove who they are with an OpenID Connect bearer token (a JWT): `Authorization: Bearer <token>`, or the
 `access_token` query parameter for map clients that cannot set headers on tile requests. A token is checked against
-the issuer's signing keys (JWKS, fetched once and cached; a token naming a key the cache lacks causes at most one
-refetch per `RASTER_API_AUTH_JWKS_REFETCH_INTERVAL`), its algorithm against an asymmetric allow-list (so neither
+the issuer's signing keys (JWKS, through PyJWT's `PyJWKClient`: fetched once and cached; a token naming a key the cache
+lacks causes at most one refetch per `RASTER_API_AUTH_JWKS_REFETCH_INTERVAL`), its algorithm against an asymmetric allow-list (so neither
 `none` nor an HMAC "signed" with the public key passes), then `iss`, the audience (`aud`, or `client_id` for
 Cognito access tokens), `exp` and `nbf` with a small clock skew. The token itself is never logged; the access log
 names the caller's `sub`.
@@ -24,9 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from joserfc import errors as jose_errors
-from joserfc import jws, jwt
-from joserfc.jwk import KeySet
+import jwt
 
 from providers import Provider
 from raster_api.errors import InvalidToken, IssuerUnavailable, NotAllowed, Unauthenticated
@@ -35,6 +33,8 @@ from raster_api.settings import AuthSettings
 MAX_TOKEN_BYTES = 16_384
 # After a failed JWKS fetch, the next attempt waits at least this long (an issuer outage must not be hammered).
 FETCH_FAILURE_BACKOFF = 5.0
+# How long the issuer's keys are trusted without a refetch when no token names a key they lack (a day).
+KEYS_LIFESPAN = 86_400.0
 
 
 class AuthConfigError(ValueError):
@@ -88,64 +88,83 @@ def fetch_json(url: str, timeout: float) -> Any:
         return json.loads(response.read(1_000_000))
 
 
+class _IssuerKeys(jwt.PyJWKClient):
+    """PyJWT's JWKS client (cache, one refetch for an unknown `kid` per cooldown), counting its fetches and keeping
+    the keys it has when a refetch fails: an issuer outage then costs no valid token, and the failed refetch starts
+    the cooldown like a successful one (PyJWT's would be retried by the very next token)."""
+
+    fetches = 0
+
+    def fetch_data(self) -> Any:
+        self.fetches += 1
+        try:
+            return super().fetch_data()
+        except jwt.PyJWKClientConnectionError:
+            held = self.jwk_set_cache.jwk_set_with_timestamp if self.jwk_set_cache is not None else None
+            if held is None:
+                raise
+            return held.get_jwk_set()
+
+
 @dataclass
 class TokenVerifier:
     settings: AuthSettings
-    fetch: Callable[[str, float], Any] = fetch_json
+    fetch: Callable[[str, float], Any] = fetch_json  # the discovery document
     monotonic: Callable[[], float] = time.monotonic
-    now: Callable[[], float] = time.time
-    fetches: int = 0
-    _keys: KeySet | None = None
-    _last_fetch: float = float("-inf")
+    _keys: _IssuerKeys | None = None
+    _failed_at: float = float("-inf")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def configured(self) -> bool:
         return bool(self.settings.issuer)
 
+    @property
+    def fetches(self) -> int:
+        return self._keys.fetches if self._keys is not None else 0
+
     def prefetch(self) -> None:
         """Fetch the keys now (Lambda init); a failure is retried on the first token."""
         with contextlib.suppress(IssuerUnavailable):
-            self._refresh(force=True)
+            self._issuer_keys().get_jwk_set()
 
     def verify(self, token: str) -> Caller:
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("token is too large")
         try:
-            header = jws.extract_compact(token.encode("ascii")).headers()
-        except (jose_errors.JoseError, UnicodeEncodeError, ValueError):
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
             raise InvalidToken("token is not a JWT") from None
         algorithm = header.get("alg")
         if algorithm not in self.settings.algorithms:
             # Echoed into a header: only characters an algorithm name has.
             named = re.sub(r"[^A-Za-z0-9._-]", "?", str(algorithm))[:20]
             raise InvalidToken(f"token algorithm {named!r} is not accepted")
-        kid = header.get("kid")
-        key = self._key(kid if isinstance(kid, str) else None)
+        key = self._key(header.get("kid"))
         try:
-            decoded = jwt.decode(token, key, algorithms=self.settings.algorithms)
-        except (jose_errors.JoseError, ValueError):
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=self.settings.algorithms,
+                issuer=str(self.settings.issuer),
+                leeway=self.settings.clock_skew,
+                options={"require": ["exp", "iss", "sub"], "verify_aud": False},  # audience: `_caller`
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("token is not valid yet") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"token lacks the claim {exc.claim!r}") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("token claim 'iss' is not accepted") from None
+        except jwt.exceptions.InvalidSubjectError:
+            raise InvalidToken("token claim 'sub' is not accepted") from None
+        except jwt.InvalidTokenError:  # signature, malformed claims
             raise InvalidToken("token signature is invalid") from None
-        return self._caller(decoded.claims)
+        return self._caller(claims)
 
     def _caller(self, claims: dict[str, Any]) -> Caller:
-        registry = jwt.JWTClaimsRegistry(
-            now=lambda: int(self.now()),
-            leeway=int(self.settings.clock_skew),
-            iss={"essential": True, "value": str(self.settings.issuer)},
-            exp={"essential": True},
-            sub={"essential": True},
-        )
-        try:
-            registry.validate(claims)
-        except jose_errors.ExpiredTokenError:
-            raise InvalidToken("token has expired") from None
-        except jose_errors.InvalidClaimError as exc:
-            if exc.claim == "nbf":
-                raise InvalidToken("token is not valid yet") from None
-            raise InvalidToken(f"token claim {exc.claim!r} is not accepted") from None
-        except jose_errors.MissingClaimError as exc:
-            raise InvalidToken(f"token lacks the claim {exc.claim!r}") from None
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
         if self.settings.audience not in audiences and claims.get("client_id") != self.settings.audience:
@@ -158,34 +177,38 @@ class TokenVerifier:
             groups=_groups(claims.get(self.settings.groups_claim)),
         )
 
-    def _key(self, kid: str | None) -> Any:
-        keys = self._keys or self._refresh(force=False)
-        key = _find(keys, kid)
-        if key is None:
-            keys = self._refresh(force=False)
-            key = _find(keys, kid)
-        if key is None:
+    def _key(self, kid: object) -> jwt.PyJWK:
+        if not isinstance(kid, str):
             raise InvalidToken("token is signed by an unknown key")
-        return key
+        try:
+            return self._issuer_keys().get_signing_key(kid)
+        except jwt.PyJWKClientError:
+            raise InvalidToken("token is signed by an unknown key") from None
 
-    def _refresh(self, force: bool) -> KeySet:
-        """Refetch the JWKS unless it was fetched less than the refetch interval ago (then: the cached keys)."""
+    def _issuer_keys(self) -> _IssuerKeys:
+        """The JWKS client, made on first use (discovery may fail at start-up); after a failure, no new attempt for
+        `FETCH_FAILURE_BACKOFF` s, so an issuer outage is not hammered by every token."""
         with self._lock:
-            interval = self.settings.jwks_refetch_interval if self._keys is not None else FETCH_FAILURE_BACKOFF
-            if not force and self.monotonic() - self._last_fetch < interval:
-                if self._keys is None:
-                    raise IssuerUnavailable("the identity provider's signing keys are unavailable; retry later")
+            if self._keys is not None:
                 return self._keys
-            self._last_fetch = self.monotonic()
-            self.fetches += 1
+            if self.monotonic() - self._failed_at < FETCH_FAILURE_BACKOFF:
+                raise IssuerUnavailable("the identity provider's signing keys are unavailable; retry later")
             try:
-                self._keys = KeySet.import_key_set(self.fetch(self._jwks_url(), self.settings.http_timeout))
+                keys = _IssuerKeys(
+                    self._jwks_url(),
+                    # Kept until a token names a key they lack: a rotation adds the new key before using it.
+                    lifespan=KEYS_LIFESPAN,
+                    timeout=self.settings.http_timeout,
+                    cooldown_duration=self.settings.jwks_refetch_interval,
+                )
+                keys.get_jwk_set()
             except Exception as exc:  # network, JSON or key format: the issuer is unusable right now
-                if self._keys is None:
-                    raise IssuerUnavailable(
-                        f"the identity provider's signing keys are unavailable ({type(exc).__name__}); retry later"
-                    ) from None
-            return self._keys
+                self._failed_at = self.monotonic()
+                raise IssuerUnavailable(
+                    f"the identity provider's signing keys are unavailable ({type(exc).__name__}); retry later"
+                ) from None
+            self._keys = keys
+            return keys
 
     def _jwks_url(self) -> str:
         if self.settings.jwks_url:
@@ -195,11 +218,6 @@ class TokenVerifier:
         if document.get("issuer") != self.settings.issuer or not isinstance(document.get("jwks_uri"), str):
             raise ValueError("discovery document names another issuer or no jwks_uri")
         return str(document["jwks_uri"])
-
-
-def _find(keys: KeySet, kid: str | None) -> Any:
-    matching = [key for key in keys.keys if kid is None or key.kid == kid]
-    return matching[0] if len(matching) == 1 else None
 
 
 def _groups(value: object) -> frozenset[str]:

@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 import time
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from moto.utilities.utils import load_resource
 
-from local_stack.aws_world import DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET, providers_config
+from local_stack.aws_world import DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET, free_port, providers_config
 from local_stack.cognito import NO_GROUP_USER, sample_user
 from raster_api.auth import AuthConfigError
 from tests.api_helpers import tile_path
@@ -176,7 +177,7 @@ def test_a_token_signed_by_the_issuers_key_is_accepted(client, issuer, sample_ur
     assert response.status_code == 200, response.text
 
 
-def test_the_jwks_is_fetched_once_and_refetched_at_most_once_a_minute(client, issuer, sample_urls):
+def test_the_jwks_is_fetched_once_and_refetched_at_most_once_a_minute(client, issuer, sample_urls, monkeypatch):
     verifier = client.app.state.token_verifier
     assert verifier.fetches == 1  # at start-up
     token = issuer.id_token(MEMBER)
@@ -188,10 +189,25 @@ def test_the_jwks_is_fetched_once_and_refetched_at_most_once_a_minute(client, is
     assert partner_tile(client, sample_urls, headers=bearer(unknown)).status_code == 401
     assert verifier.fetches == 1
     later = time.monotonic() + 61
-    verifier.monotonic = lambda: later
+    monkeypatch.setattr("jwt.jwks_client.time", SimpleNamespace(monotonic=lambda: later))  # PyJWT's cooldown clock
     for _ in range(5):
         assert partner_tile(client, sample_urls, headers=bearer(unknown)).status_code == 401
     assert verifier.fetches == 2
+
+
+def test_an_issuer_outage_keeps_the_keys_and_is_asked_at_most_once_a_minute(client, issuer, sample_urls, monkeypatch):
+    verifier = client.app.state.token_verifier
+    monkeypatch.setattr(verifier._keys, "uri", f"http://127.0.0.1:{free_port()}/jwks.json")  # nothing listens
+    later = time.monotonic() + 61
+    monkeypatch.setattr("jwt.jwks_client.time", SimpleNamespace(monotonic=lambda: later))  # PyJWT's cooldown clock
+    unknown = _bad_tokens(issuer)["unknown kid"][0]
+    for _ in range(5):
+        response = partner_tile(client, sample_urls, headers=bearer(unknown))
+        assert response.status_code == 401
+        assert response.json()["detail"] == "token is signed by an unknown key"
+    assert verifier.fetches == 2  # start-up, then one failed refetch: the next four tokens waited for the cooldown
+    member = partner_tile(client, sample_urls, headers=bearer(issuer.id_token(MEMBER)))
+    assert member.status_code == 200, member.text
 
 
 def test_access_token_parameter_works_and_is_never_logged(client, issuer, sample_urls, caplog):
