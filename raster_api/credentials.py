@@ -10,10 +10,12 @@ and keeps serving still-valid credentials when a refresh fails. When there is no
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,10 +103,13 @@ class AwsFetchers:
     def __init__(self, settings: CredentialSettings) -> None:
         self.settings = settings
         self.config = client_config(settings.aws_connect_timeout, settings.aws_read_timeout, settings.aws_max_attempts)
+        # One client per service and region, built once (a boto3 client costs tens of ms to build, more than the call
+        # it makes): the refreshes of a warm container, and those after a SnapStart restore, pay only the call.
+        self._client = functools.cache(lambda service, region: client(service, region=region, config=self.config))
 
     def earthdata(self, provider: Provider) -> AwsCredentials:
         try:
-            secret = client("secretsmanager", config=self.config).get_secret_value(SecretId=provider.secret_id)
+            secret = self._client("secretsmanager", None).get_secret_value(SecretId=provider.secret_id)
         except (ClientError, BotoCoreError) as exc:
             raise CredentialFetchError(
                 f"cannot read secret {provider.secret_id!r}: {_client_error_message(exc)}"
@@ -143,8 +148,7 @@ class AwsFetchers:
         if policy:
             extra["Policy"] = policy
         try:
-            sts = client("sts", region=region, config=self.config)
-            answer = sts.assume_role(
+            answer = self._client("sts", region).assume_role(
                 RoleArn=role_arn, RoleSessionName=session_name[:64], DurationSeconds=duration, **extra
             )["Credentials"]
         except (ClientError, BotoCoreError) as exc:
@@ -246,9 +250,11 @@ class CredentialCache:
             policy=policy,
         )
 
-    def prefetch(self) -> None:
-        """Fetch every provider's credentials now, side by side (at start-up: Lambda's init phase), so the first
-        tile pays no Secrets Manager or STS call; a failure is recorded for `/providers`, never raised."""
+    def prefetch(self, deadline: float | None = None) -> None:
+        """Fetch every provider's credentials now, side by side (at start-up: Lambda's init phase, or after a
+        SnapStart restore), so the first tile pays no Secrets Manager or STS call; a failure is recorded for
+        `/providers`, never raised. With a `deadline` (seconds), fetches still running then finish in the
+        background."""
         signed = [name for name, p in self.providers.items() if p.kind is not ProviderKind.UNSIGNED]
         if not signed:
             return
@@ -258,8 +264,18 @@ class CredentialCache:
             with contextlib.suppress(CredentialsUnavailable):
                 self.get(name)
 
-        with ThreadPoolExecutor(max_workers=min(8, len(signed)), thread_name_prefix="credentials") as pool:
-            list(pool.map(fetch, signed))
+        pool = ThreadPoolExecutor(max_workers=min(8, len(signed)), thread_name_prefix="credentials")
+        try:
+            futures.wait([pool.submit(fetch, name) for name in signed], timeout=deadline)
+        finally:
+            pool.shutdown(wait=False)
+
+    def forget(self) -> None:
+        """Drop every provider's credentials and refresh history (before a SnapStart snapshot: keys must not be
+        restored hours later, when they have expired or been rotated)."""
+        for name in self.providers:
+            with self._entries[name].lock:
+                self._entries[name] = _Entry()
 
     def health(self, name: str) -> CredentialHealth:
         provider = self.providers[name]

@@ -124,8 +124,10 @@ class PgstacConnection:
             name="pgstac",
         )
 
-    def open(self) -> ConnectionPool:
-        """Open the pool unless it is open (a closed pool cannot be reopened: a new one replaces it).
+    def open(self, wait: bool = True) -> ConnectionPool:
+        """Open the pool unless it is open (a closed pool cannot be reopened: a new one replaces it); `wait` for its
+        first connection (at start-up), or let it connect in the background (after a SnapStart restore, where the
+        first request may well be a COG tile that needs no database).
 
         A database that is down is logged, not fatal: the STAC routes answer 503 until it is back.
         """
@@ -133,10 +135,11 @@ class PgstacConnection:
             return self.pool
         self.pool = self._new_pool()
         self.pool.open(wait=False)
-        try:
-            self.pool.wait(timeout=self.settings.startup_timeout)
-        except PoolTimeout:
-            logger.warning("pgstac database not reachable at start-up; STAC routes answer 503 until it is")
+        if wait:
+            try:
+                self.pool.wait(timeout=self.settings.startup_timeout)
+            except PoolTimeout:
+                logger.warning("pgstac database not reachable at start-up; STAC routes answer 503 until it is")
         return self.pool
 
     def close(self) -> None:
