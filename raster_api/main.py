@@ -186,15 +186,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(_providers_router())
 
-    # --- publisher viewer at `/` and pre-signed downloads (owned by the local stack/viewer part) -------------------
     from raster_api.download import add_download
     from raster_api.viewer import add_viewer
 
     add_download(app, settings.download)
     add_viewer(app, settings.viewer)
-    # ---------------------------------------------------------------------------------------------------------------
 
-    # --- pgstac mosaics (owned by the pgstac part) ---------------------------------------------------------------
     # When a database is configured (DATABASE_URL or PGSTAC_SECRET_ID, or RASTER_API_PGSTAC_ENABLED=true with libpq's
     # PG* variables), mount the mosaic/collection/item endpoints:
     if settings.pgstac_mounted:
@@ -203,7 +200,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pgstac.register(app, provider_router, settings.database, settings.pgstac_pool)
     elif settings.pgstac.pgstac_enabled:
         logger.warning("pgstac routes requested but no database configured (DATABASE_URL, PGSTAC_SECRET_ID, PGHOST)")
-    # ---------------------------------------------------------------------------------------------------------------
 
     @app.get("/healthz", tags=["Health"])
     def healthz() -> dict[str, object]:

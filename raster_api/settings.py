@@ -187,6 +187,9 @@ class CredentialSettings(BaseSettings):
     aws_read_timeout: float = Field(default=5.0, gt=0)
     aws_max_attempts: int = Field(default=3, ge=1)
     assume_role_duration: int = Field(default=3600, ge=900)
+    # After a SnapStart restore, wait at most this long for every provider's credentials (fetched side by side); a
+    # provider not back by then is fetched by its first request. Lambda gives the restore hooks 10 s in all.
+    restore_deadline: float = Field(default=5.0, gt=0, le=9)
 
 
 class GdalSettings(BaseSettings):
@@ -271,6 +274,20 @@ class PgstacToggle(BaseSettings):
     pgstac_enabled: bool = False
 
 
+class LambdaRuntime(BaseSettings):
+    """What the Lambda runtime tells the function about itself."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    # "on-demand", "provisioned-concurrency" or "snap-start" (Lambda sets it for the init phase).
+    initialization_type: str = Field(default="on-demand", validation_alias="AWS_LAMBDA_INITIALIZATION_TYPE")
+
+    @property
+    def init_before_requests(self) -> bool:
+        """Init runs ahead of any request (a snapshot, or provisioned concurrency): work moved there is free."""
+        return self.initialization_type in ("snap-start", "provisioned-concurrency")
+
+
 class Settings(BaseModel):
     """All settings of one app instance; `create_app(Settings(...))` lets tests override any of them."""
 
@@ -286,6 +303,7 @@ class Settings(BaseModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     pgstac_pool: PoolSettings = Field(default_factory=PoolSettings)
     viewer: ViewerSettings = Field(default_factory=ViewerSettings)
+    runtime: LambdaRuntime = Field(default_factory=LambdaRuntime)
 
     @property
     def pgstac_mounted(self) -> bool:
