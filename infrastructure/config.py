@@ -87,7 +87,8 @@ class DeploySettings(BaseSettings):
     raster_memory_mb: Annotated[int, Field(ge=512, le=10240)] = 2048
     # API Gateway HTTP APIs give up after 30 s, so a longer Lambda timeout only wastes money.
     raster_timeout_seconds: Annotated[int, Field(ge=3, le=30)] = 25
-    snap_start: bool = False
+    # SnapStart (published versions, API Gateway calling the `live` alias): init leaves the cold start path.
+    snap_start: bool = True
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     raster_environment: dict[str, str] = Field(default_factory=dict)
     # None = the account's unreserved pool; a number caps (and guarantees) the raster Lambda's concurrency.

@@ -68,7 +68,7 @@ class RasterApiProps:
     subnets: ec2.SubnetSelection | None = None
     memory_mb: int = 2048
     timeout: Duration = field(default_factory=lambda: Duration.seconds(25))
-    snap_start: bool = False
+    snap_start: bool = True
     cors_origins: tuple[str, ...] = ("*",)
     pgstac_secret: secretsmanager.ISecret | None = None
     pgstac_secret_id: str | None = None

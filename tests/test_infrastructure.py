@@ -316,13 +316,33 @@ def test_new_vpc_uses_the_configured_cidr_and_nat(template: dict[str, Any]) -> N
         assert subnets and all("privateSubnet" in s["Ref"] for s in subnets)
 
 
+def test_snapstart_is_on_by_default_and_the_api_calls_the_live_alias(template: dict[str, Any]) -> None:
+    _, raster = function(template, "raster_api.handler.handler")
+    assert raster["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    # With SnapStart the API must call a published version (through the alias), not $LATEST.
+    (alias_id, alias), *others = resources(template, "AWS::Lambda::Alias").items()
+    assert others == [] and alias["Properties"]["Name"] == "live"
+    for integration in resources(template, "AWS::ApiGatewayV2::Integration").values():
+        assert alias_id in json.dumps(integration["Properties"]["IntegrationUri"])
+    _, rotator = function(template, "credential_rotator.handler.handler")
+    assert "SnapStart" not in rotator["Properties"]  # scheduled every 30 min: no user waits for its cold start
+
+
+def test_snapstart_can_be_turned_off(tmp_path: Path) -> None:
+    template = synth(settings(snap_start=False), tmp_path)
+    raster_id, raster = function(template, "raster_api.handler.handler")
+    assert "SnapStart" not in raster["Properties"]
+    assert not resources(template, "AWS::Lambda::Alias")
+    for integration in resources(template, "AWS::ApiGatewayV2::Integration").values():
+        assert raster_id in json.dumps(integration["Properties"]["IntegrationUri"])
+
+
 def test_existing_vpc_arm64_snapstart_domain_and_topic(tmp_path: Path) -> None:
     config = settings(
         vpc_id="vpc-0abc",
         private_subnet_ids=["subnet-1", "subnet-2"],
         availability_zones=["us-west-2a", "us-west-2b"],
         architecture="arm64",
-        snap_start=True,
         cdn=False,
         domain_name="tiles.example.org",
         certificate_arn=CERTIFICATE,
@@ -335,13 +355,7 @@ def test_existing_vpc_arm64_snapstart_domain_and_topic(tmp_path: Path) -> None:
     _, raster = function(template, "raster_api.handler.handler")
     assert raster["Properties"]["VpcConfig"]["SubnetIds"] == ["subnet-1", "subnet-2"]
     assert raster["Properties"]["Architectures"] == ["arm64"]
-    assert raster["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
-    # With SnapStart the API must call a published version (through the alias), not $LATEST.
-    (alias,) = resources(template, "AWS::Lambda::Alias").values()
-    (integration,) = resources(template, "AWS::ApiGatewayV2::Integration").values()
-    alias_id = next(iter(resources(template, "AWS::Lambda::Alias")))
-    assert alias["Properties"]["Name"] == "live"
-    assert alias_id in json.dumps(integration["Properties"]["IntegrationUri"])
+    assert raster["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}  # on arm64 too
     # Without the CDN the custom domain is mapped to the API; alarms go to the existing topic (no new topic or key).
     (domain,) = resources(template, "AWS::ApiGatewayV2::DomainName").values()
     assert domain["Properties"]["DomainName"] == "tiles.example.org"
