@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.report import Row, Section, machine, now, write
+from bench.report import Row, Section, machine, now, with_earlier, write
 from bench.world import SAFE_ENV, BenchWorld, bench_world
 from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PARTNER_BUCKET, patched_environ
 
@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     timing = [s for s in sections if s.name not in SEPARATE]
     if timing:
-        write(timing, meta, ROOT)
+        partial = not set(ALL) <= {s.name for s in timing}
+        write(with_earlier(timing, ROOT) if partial else timing, meta, ROOT, plot=not partial)
     for name in SEPARATE:
         separate = [s for s in sections if s.name == name]
         if separate:

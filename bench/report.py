@@ -99,8 +99,34 @@ def _plot(sections: list[Section], path: Path) -> None:
     plt.close(fig)
 
 
-def write(sections: list[Section], meta: dict[str, Any], root: Path, suffix: str = "") -> None:
-    """`bench/results{suffix}.json` and `docs/benchmarks{suffix}.md` (+ the latency plot for the main table)."""
+KEPT_NOTE = "figures of the run started"
+
+
+def with_earlier(sections: list[Section], root: Path) -> list[Section]:
+    """`sections`, plus the sections of the committed `bench/results.json` that were not run again (a run of some
+    benchmarks keeps the others' figures, each marked with the run it comes from), in the committed order."""
+    path = root / "bench" / "results.json"
+    fresh = {s.name: s for s in sections}
+    merged: list[Section] = []
+    if path.exists():
+        earlier = json.loads(path.read_text())
+        started = earlier["meta"]["started"]
+        fields = set(Row.__dataclass_fields__)
+        for s in earlier["sections"]:
+            if s["name"] in fresh:
+                merged.append(fresh.pop(s["name"]))
+                continue
+            rows = [Row(**{k: v for k, v in r.items() if k in fields}) for r in s["rows"]]
+            notes = list(s["notes"])
+            if not any(n.startswith(KEPT_NOTE) for n in notes):  # kept before: its note names the run already
+                notes.append(f"{KEPT_NOTE} {started} (not run again since)")
+            merged.append(Section(s["name"], rows, s["data"], profile=s["profile"], skipped=s["skipped"], notes=notes))
+    return merged + list(fresh.values())
+
+
+def write(sections: list[Section], meta: dict[str, Any], root: Path, suffix: str = "", plot: bool = True) -> None:
+    """`bench/results{suffix}.json` and `docs/benchmarks{suffix}.md` (+ the latency plot for the main table, unless
+    `plot` is off: a partial run keeps the committed plot)."""
     results = {
         "meta": meta,
         "sections": [
@@ -119,7 +145,7 @@ def write(sections: list[Section], meta: dict[str, Any], root: Path, suffix: str
     docs = root / "docs"
     docs.mkdir(exist_ok=True)
     (docs / f"benchmarks{suffix}.md").write_text(_fmt_md(sections, meta, plot=not suffix))
-    if not suffix:
+    if not suffix and plot:
         _plot(sections, docs / "benchmarks-latency.png")
 
 
