@@ -46,6 +46,7 @@ class Caller:
     sub: str
     username: str | None
     groups: frozenset[str]
+    expires: float | None = None  # epoch seconds: the token's `exp` (a tile grant never outlives it)
 
 
 def may_read(provider: Provider, caller: Caller | None) -> bool:
@@ -175,6 +176,7 @@ class TokenVerifier:
             sub=claims["sub"],
             username=next((str(claims[c]) for c in ("cognito:username", "username") if c in claims), None),
             groups=_groups(claims.get(self.settings.groups_claim)),
+            expires=float(claims["exp"]),
         )
 
     def _key(self, kid: object) -> jwt.PyJWK:

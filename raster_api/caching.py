@@ -3,7 +3,7 @@
 A CDN (CloudFront in the deployment, nginx in the local stack) keys entries on the path and the query string only, so
 the origin decides what may be shared. In order:
 1. anything that read a restricted provider's object (`access` not public), and any answer to a request that
-   carried a token (`Authorization`, `access_token`), is `private, no-store`: it was allowed for this caller, or may
+   carried a token (`Authorization`, `access_token`, a tile `grant`), is `private, no-store`: it was allowed for this caller, or may
    embed the token (a TileJSON's tile URLs), and must never be served to another (RFC 6750 §2.3);
 2. 401/403 depend on the caller's token: `private, no-store`; 429 and every 5xx are transient: `no-store`;
 3. `/providers` (filtered per caller, live credential health), `/healthz` and `/cog/download` (a URL that expires)
@@ -53,7 +53,8 @@ class CachePolicy:
 def _carries_token(scope: Scope) -> bool:
     if any(name == b"authorization" for name, _ in scope.get("headers", [])):
         return True
-    return b"access_token=" in scope.get("query_string", b"")
+    query = scope.get("query_string", b"")
+    return b"access_token=" in query or b"grant=" in query
 
 
 @dataclass(frozen=True)

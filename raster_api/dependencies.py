@@ -15,18 +15,21 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import morecantile
 import morecantile.errors
 from fastapi import Depends, Query, Request
 from fastapi.params import Depends as DependsParam
 from rasterio.session import AWSSession
+from starlette.datastructures import QueryParams
 from titiler.core.dependencies import DefaultDependency
 from titiler.core.errors import BadRequestError
 from titiler.core.routing import EndpointScope
 
 from raster_api.auth import Caller, TokenVerifier, bearer_token
-from raster_api.errors import NO_PIXEL, Unauthenticated
+from raster_api.errors import NO_PIXEL, InvalidToken, Unauthenticated
+from raster_api.grants import GRANT_PARAM, GrantSigner
 from raster_api.params import MAX_COORDINATE, JsonTooLarge, bounded_json, check_feature_areas
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter, ResolvedRead
@@ -49,23 +52,47 @@ def current_caller(
     request: Request,
     access_token: Annotated[
         str | None,
-        Query(description="Bearer token for clients that cannot send `Authorization` (map tile URLs)"),
+        Query(description="Bearer token, for clients that cannot send `Authorization` (prefer signed tile URLs)"),
+    ] = None,
+    grant: Annotated[
+        str | None,
+        Query(description="Signed tile URL grant, as put in the tile URLs of a signed-in caller's TileJSON"),
     ] = None,
 ) -> Caller | None:
-    """The signed-in caller, or None (anonymous, or no issuer configured). A token that is sent is checked: an
-    invalid one is a 401 even where anonymous reads would do. Sync: the first call may fetch the issuer's keys."""
+    """The signed-in caller (a bearer token, else a tile grant), or None (anonymous, or no issuer configured).
+    Whatever is sent is checked: an invalid one is a 401 even where anonymous reads would do. Sync: the first call
+    may fetch the issuer's keys."""
     verifier: TokenVerifier = request.app.state.token_verifier
     if not verifier.configured:
         return None
     token = bearer_token(request.headers.get("authorization"), access_token)
-    if token is None:
+    if token is not None:
+        caller = verifier.verify(token)
+    elif grant is not None:
+        signer: GrantSigner | None = request.app.state.grant_signer
+        if signer is None:
+            raise InvalidToken("tile grants are not enabled here: send a bearer token")
+        caller = signer.verify(grant, request)
+    else:
         return None
-    caller = verifier.verify(token)
     request.state.user = caller.sub  # the access log's `user`
     return caller
 
 
 CallerDep = Annotated[Caller | None, Depends(current_caller)]
+
+
+def sign_tile_urls(request: Request, caller: CallerDep) -> None:
+    """For a signed-in caller, the tile URLs a TileJSON, WMTS document or map page hands out carry a grant instead of
+    the caller's token: titiler builds them from the request's query, so the query it reads is rewritten here."""
+    signer: GrantSigner | None = request.app.state.grant_signer
+    if caller is None or signer is None:
+        return
+    grant = signer.issue(caller, request)
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("access_token", GRANT_PARAM)]
+    query = urlencode([*kept, (GRANT_PARAM, grant)])
+    request.scope["query_string"] = query.encode()
+    request._query_params = QueryParams(query)  # Starlette caches the parsed query on the request titiler reads
 
 
 def require_caller(request: Request, caller: CallerDep) -> None:
@@ -254,6 +281,7 @@ TILESET_ROUTES = _scopes(
     "/tiles/WebMercatorQuad",
 )
 MAP_ROUTES = _scopes("/map")
+SIGNED_URL_ROUTES = _scopes("/WebMercatorQuad/tilejson.json", "/WebMercatorQuad/map.html", "/WMTSCapabilities.xml")
 SIZED_ROUTES = [*_scopes("/preview/1x1.png", "/bbox/0,0,1,1/1x1.png"), *_scopes("/feature/1x1.png", method="POST")]
 BBOX_ROUTES = _scopes("/bbox/0,0,1,1.png", "/bbox/0,0,1,1/1x1.png", "/bbox/0,0,1,1/assets")
 FEATURE_ROUTES = _scopes("/feature", "/feature.png", "/feature/1x1.png", "/statistics", method="POST")
@@ -266,6 +294,7 @@ ROUTE_GUARDS: list[tuple[list[EndpointScope], list[DependsParam]]] = [
     (BBOX_ROUTES, [Depends(bounded_output)]),
     (FEATURE_ROUTES, [Depends(valid_geojson_body)]),
     (MAP_ROUTES, [Depends(bounded_query_size)]),
+    (SIGNED_URL_ROUTES, [Depends(sign_tile_urls)]),
 ]
 # The mosaic and item routers' own query parameters, valid on each of their routes.
 STAC_ROUTER_GUARDS: list[DependsParam] = [Depends(valid_stac_query)]

@@ -30,6 +30,7 @@ from raster_api.dependencies import (
 )
 from raster_api.edge import OriginSecret, OriginVerifyMiddleware, PublicHostMiddleware, secrets_manager_string
 from raster_api.errors import add_exception_handlers
+from raster_api.grants import GrantSigner, grant_keys
 from raster_api.metrics import RequestMetrics
 from raster_api.middleware import (
     AcceptHeaderMiddleware,
@@ -164,6 +165,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.provider_router = provider_router
     app.state.token_verifier = token_verifier
+    app.state.grant_signer = (
+        GrantSigner(grant_keys(settings.grants), settings.grants.ttl) if settings.grants.enabled else None
+    )
     app.state.settings = settings
     # What /healthz reports; the pgstac registration flips its flag.
     app.state.enabled_parts = {"cog": True, "pgstac": False}

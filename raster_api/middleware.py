@@ -32,7 +32,7 @@ access_logger = logging.getLogger("raster_api.access")
 error_logger = logging.getLogger("raster_api.errors")
 
 REDACTED = "[REDACTED]"
-_SECRET_PARAM = re.compile(r"token|secret|password|passwd|signature|credential|auth|key|session", re.IGNORECASE)
+_SECRET_PARAM = re.compile(r"token|secret|password|passwd|signature|credential|auth|key|session|grant", re.IGNORECASE)
 # Keys that are not secrets even though they match the pattern above.
 _PUBLIC_PARAMS = frozenset({"colormap_name", "url", "provider"})
 

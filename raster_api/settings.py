@@ -288,6 +288,37 @@ class LambdaRuntime(BaseSettings):
         return self.initialization_type in ("snap-start", "provisioned-concurrency")
 
 
+class GrantSettings(BaseSettings):
+    """Signed tile URLs (`raster_api.grants`): off unless keys or a key secret are given."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_GRANT_", extra="ignore")
+
+    # Signing keys, oldest first (the last signs, all verify): for the local stack and tests.
+    keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Or a Secrets Manager secret holding one key: its AWSCURRENT version signs, AWSPREVIOUS still verifies.
+    secret_id: str | None = None
+    # How long a grant is valid (never longer than the caller's token).
+    ttl: int = Field(default=3600, ge=30, le=3600)
+    # How often the secret is re-read (a rotation is picked up within it).
+    secret_ttl: float = Field(default=300.0, gt=0)
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _keys(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("keys")
+    @classmethod
+    def _long_keys(cls, value: list[str]) -> list[str]:
+        if any(len(key) < 32 for key in value):
+            raise ValueError("each grant key must be at least 32 characters")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.keys or self.secret_id)
+
+
 class Settings(BaseModel):
     """All settings of one app instance; `create_app(Settings(...))` lets tests override any of them."""
 
@@ -304,6 +335,7 @@ class Settings(BaseModel):
     pgstac_pool: PoolSettings = Field(default_factory=PoolSettings)
     viewer: ViewerSettings = Field(default_factory=ViewerSettings)
     runtime: LambdaRuntime = Field(default_factory=LambdaRuntime)
+    grants: GrantSettings = Field(default_factory=GrantSettings)
 
     @property
     def pgstac_mounted(self) -> bool:
