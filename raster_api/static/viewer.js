@@ -445,8 +445,10 @@
       // `bounds` keeps Leaflet from asking for tiles outside the image (which the API answers with 404).
       // 512-pixel tiles are shown at their size: tile zoom z covers map zoom z + 1.
       const offset = tilesizeOf(tj.tiles[0]) === 512 ? 1 : 0;
-      // The token goes on the layer's URLs only; the copyable tile URL below stays token-free.
-      layer = L.tileLayer(withToken(tj.tiles[0]), {
+      // Signed in, the API signs the TileJSON's tile URLs (`grant=`, short-lived, for this view only): the token
+      // itself never goes into a tile URL. Only an API without grants needs it there.
+      const tiles = /[?&]grant=/.test(tj.tiles[0]) ? tj.tiles[0] : withToken(tj.tiles[0]);
+      layer = L.tileLayer(tiles, {
         bounds: L.latLngBounds([s, w], [n, e]), tileSize: 256 << offset, zoomOffset: -offset, minZoom: offset,
         maxNativeZoom: tj.maxzoom + offset, maxZoom: Math.max(tj.maxzoom + 4, 18), className: "cog-layer",
       });
