@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from credential_rotator.check import CheckResult, CheckStatus, run_check
+from credential_rotator.grant_key import rotate_grant_key
 from credential_rotator.observability import configure_logging
 from credential_rotator.rotate import RotationResult, run
+from credential_rotator.settings import RotatorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,15 @@ def handler(event: Mapping[str, Any] | None, context: Any) -> RotationResult | C
         reserve_seconds=SAFETY_MARGIN_SECONDS,
     )
     result = report.result()
+    settings = RotatorSettings()
+    if names is None and settings.grant_key_secret_id:  # a scheduled run (not one for named providers)
+        from providers.aws import client
+
+        result["grant_key"] = rotate_grant_key(
+            client("secretsmanager"),
+            settings.grant_key_secret_id,
+            timedelta(days=settings.grant_key_max_age_days),
+        )
     if report.failed:
         raise RotationFailedError(report.failure_message())
     return result

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -46,6 +46,7 @@ class RotationResult(TypedDict):
 
     rotated: list[str]
     failed: dict[str, str]
+    grant_key: NotRequired[str]  # "rotated", "kept" or "failed": the raster API's tile-grant key (scheduled runs)
 
 
 @dataclass

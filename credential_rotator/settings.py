@@ -42,3 +42,5 @@ class RotatorSettings(BaseSettings):
     min_validity_seconds: int = Field(
         default=900, ge=0, description="refuse credentials that expire sooner than this after they were fetched"
     )
+    grant_key_secret_id: str | None = Field(default=None, description="the raster API's tile-grant key secret")
+    grant_key_max_age_days: float = Field(default=7.0, gt=0, description="replace the grant key once this old")
