@@ -94,8 +94,17 @@ def acknowledge_findings(
     origin_verify_secret: secretsmanager.ISecret | None = None,
     user_pool_auth: UserPoolAuth | None = None,
     downloadable_buckets: Iterable[str] = (),
+    grant_key_secret: secretsmanager.ISecret | None = None,
 ) -> None:
     """Attach the reasoned acknowledgements for the findings this design accepts."""
+    if grant_key_secret is not None:
+        _acknowledge(
+            grant_key_secret,
+            "AwsSolutions-SMG4",
+            "Replaced weekly by the credential rotator Lambda on its EventBridge schedule (the API still accepts the "
+            "AWSPREVIOUS value, so no tile URL in flight breaks); it signs the API's own tile URLs and opens nothing "
+            "else, so Secrets Manager's four-step rotation protocol has nothing to set or test.",
+        )
     acknowledge_lambda(raster.function)
     if rotator:
         acknowledge_lambda(rotator.function)

@@ -83,6 +83,8 @@ class RasterApiProps:
     origin_verify_secret_id: str | None = None
     # The issuer of the bearer tokens the API checks; None = every caller is anonymous (all providers public).
     token_issuer: TokenIssuer | None = None
+    # The key tile URL grants are signed with (`RASTER_API_GRANT_SECRET_ID`); None: no signed tile URLs.
+    grant_key_secret: secretsmanager.ISecret | None = None
     # Escape hatch: extra environment (never overrides the contract variables above).
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -150,6 +152,8 @@ class RasterApi(Construct):
             env["PGSTAC_SECRET_ID"] = props.pgstac_secret_id
         if props.origin_verify_secret_id:
             env["RASTER_API_ORIGIN_VERIFY_SECRET_ID"] = props.origin_verify_secret_id
+        if props.grant_key_secret is not None:
+            env["RASTER_API_GRANT_SECRET_ID"] = props.grant_key_secret.secret_arn
         if props.token_issuer:
             env.update(props.token_issuer.environment())
         size = sum(len(k) + len(v) for k, v in env.items())
@@ -168,6 +172,8 @@ class RasterApi(Construct):
             props.pgstac_secret.grant_read(self.function)
         if props.origin_verify_secret:
             props.origin_verify_secret.grant_read(self.function)
+        if props.grant_key_secret is not None:
+            props.grant_key_secret.grant_read(self.function)
         role_arns = sorted({p.role_arn for p in props.providers if p.kind is ProviderKind.ASSUME_ROLE and p.role_arn})
         if role_arns:
             self.function.add_to_role_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=role_arns))

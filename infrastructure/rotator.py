@@ -49,6 +49,8 @@ class CredentialRotatorProps:
     # Escape hatch: extra environment (user values never override the contract variables).
     environment: dict[str, str] = field(default_factory=dict)
     run_after_deploy: bool = True
+    # The raster API's tile-grant key, replaced by scheduled runs once a week (None: no signed-in callers).
+    grant_key_secret: secretsmanager.ISecret | None = None
 
 
 class CredentialRotator(Construct):
@@ -63,6 +65,8 @@ class CredentialRotator(Construct):
             "EARTHDATA_LOGIN_SECRET_ID": props.login_secret_id,
             "EARTHDATA_URL": props.earthdata_url,
         }
+        if props.grant_key_secret is not None:
+            environment["ROTATOR_GRANT_KEY_SECRET_ID"] = props.grant_key_secret.secret_arn
         self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH)
         self.function = lambda_.Function(
             self,
@@ -145,5 +149,12 @@ class CredentialRotator(Construct):
                 iam.PolicyStatement(
                     actions=["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
                     resources=[secret.secret_arn],
+                )
+            )
+        if props.grant_key_secret is not None:
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue"],
+                    resources=[props.grant_key_secret.secret_arn],
                 )
             )

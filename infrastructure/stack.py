@@ -70,6 +70,21 @@ class RasterTilerStack(Stack):
         )
         providers = tuple(self._deployed_provider(p) for p in settings.providers)
         provider_secrets: dict[str, secretsmanager.ISecret] = dict(self.secrets.secrets)
+        # Signs the tile URLs handed to signed-in callers (`raster_api.grants`): generated here, read by the raster
+        # Lambda, replaced weekly by the rotator (the API still accepts the previous value).
+        self.grant_key_secret = (
+            secretsmanager.Secret(
+                self,
+                "GrantKeySecret",
+                secret_name=f"{settings.secret_prefix}{settings.stack_name}/tile-grant-key",
+                description="Key the raster API signs tile URL grants with (rotated by the credential rotator)",
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    exclude_punctuation=True, password_length=48
+                ),
+            )
+            if settings.auth_enabled
+            else None
+        )
         self.rotator: CredentialRotator | None = None
         if settings.earthdata_providers and settings.earthdata_login_secret:
             self.rotator = CredentialRotator(
@@ -87,6 +102,7 @@ class RasterTilerStack(Stack):
                     architecture=architecture,
                     vpc=self.network.vpc,
                     subnets=self.network.subnets,
+                    grant_key_secret=self.grant_key_secret,
                 ),
             )
         # Generated here, sent by CloudFront as `x-origin-verify`, readable by the raster Lambda: the API can then
@@ -138,6 +154,7 @@ class RasterTilerStack(Stack):
                 origin_verify_secret=self.origin_verify_secret,
                 origin_verify_secret_id=self.origin_verify_secret_name if self.origin_verify_secret else None,
                 token_issuer=self._token_issuer(),
+                grant_key_secret=self.grant_key_secret,
                 environment=dict(settings.raster_environment),
             ),
         )
@@ -201,6 +218,7 @@ class RasterTilerStack(Stack):
             origin_verify_secret=self.origin_verify_secret,
             user_pool_auth=self.user_pool_auth,
             downloadable_buckets=download_buckets(settings.providers),
+            grant_key_secret=self.grant_key_secret,
         )
 
     @property

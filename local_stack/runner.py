@@ -194,6 +194,8 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
         "RASTER_API_VIEWER_SAMPLES": json.dumps(_viewer_samples(providers_json, samples)),
         "RASTER_API_DOWNLOAD_ROLE_ARN": world.role_arns["raster-download"],
         **issuer.api_env(),
+        # Signed tile URLs: a key of this run only (the stack's is a rotated Secrets Manager secret).
+        "RASTER_API_GRANT_KEYS": secrets.token_urlsafe(32),
         **db_env,
     }
     api = _serve(stack, env, options, logs, steps)

@@ -781,6 +781,37 @@ def test_created_user_pool_issues_the_tokens_the_api_accepts(cognito_template: d
     }
 
 
+def test_the_tile_grant_key_is_generated_read_by_the_api_and_rotated_by_the_rotator(
+    cognito_template: dict[str, Any],
+) -> None:
+    secrets = {
+        k: v
+        for k, v in resources(cognito_template, "AWS::SecretsManager::Secret").items()
+        if v["Properties"].get("Name", "").endswith("/tile-grant-key")
+    }
+    ((secret_id, secret),) = secrets.items()
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] == 48
+    assert raster_env(cognito_template)["RASTER_API_GRANT_SECRET_ID"] == {"Ref": secret_id}
+    raster_id, _ = function(cognito_template, "raster_api.handler.handler")
+    assert {"Ref": secret_id} in resources_for(
+        statements_of_role(cognito_template, raster_id), "secretsmanager:GetSecretValue"
+    )
+    assert {"Ref": secret_id} not in resources_for(
+        statements_of_role(cognito_template, raster_id), "secretsmanager:PutSecretValue"
+    )
+    rotator_id, rotator = function(cognito_template, "credential_rotator.handler.handler")
+    assert rotator["Properties"]["Environment"]["Variables"]["ROTATOR_GRANT_KEY_SECRET_ID"] == {"Ref": secret_id}
+    rotator_statements = statements_of_role(cognito_template, rotator_id)
+    for action in ("secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue"):
+        assert {"Ref": secret_id} in resources_for(rotator_statements, action)
+
+
+def test_no_tile_grant_key_without_signed_in_callers(template: dict[str, Any]) -> None:
+    names = [v["Properties"].get("Name", "") for v in resources(template, "AWS::SecretsManager::Secret").values()]
+    assert not [n for n in names if n.endswith("/tile-grant-key")]
+    assert "RASTER_API_GRANT_SECRET_ID" not in raster_env(template)
+
+
 def test_user_pool_has_one_group_per_group_the_providers_name(cognito_template: dict[str, Any]) -> None:
     pool_id = next(iter(resources(cognito_template, "AWS::Cognito::UserPool")))
     groups = resources(cognito_template, "AWS::Cognito::UserPoolGroup").values()
