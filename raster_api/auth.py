@@ -91,19 +91,23 @@ def fetch_json(url: str, timeout: float) -> Any:
 
 class _IssuerKeys(jwt.PyJWKClient):
     """PyJWT's JWKS client (cache, one refetch for an unknown `kid` per cooldown), counting its fetches and keeping
-    the keys it has when a refetch fails: an issuer outage then costs no valid token, and the failed refetch starts
-    the cooldown like a successful one (PyJWT's would be retried by the very next token)."""
+    the keys it holds when a refetch fails in any way (an outage, a maintenance page, a set without signing keys): a
+    bad issuer answer then costs no valid token, and the failed refetch counts for the cooldown like a successful one
+    (PyJWT's own would be retried by the very next token)."""
 
     fetches = 0
 
     def fetch_data(self) -> Any:
         self.fetches += 1
+        held = self.jwk_set_cache.jwk_set_with_timestamp if self.jwk_set_cache is not None else None
         try:
-            return super().fetch_data()
-        except jwt.PyJWKClientConnectionError:
-            held = self.jwk_set_cache.jwk_set_with_timestamp if self.jwk_set_cache is not None else None
-            if held is None:
+            data = super().fetch_data()
+            self._get_signing_keys_from_jwk_set(jwt.PyJWKSet.from_dict(data))  # raises without a usable key
+            return data
+        except Exception:
+            if held is None or self.jwk_set_cache is None:
                 raise
+            self.jwk_set_cache.put(held.get_jwk_set())  # back in the cache (PyJWT may have put the bad set there)
             return held.get_jwk_set()
 
 
@@ -134,7 +138,7 @@ class TokenVerifier:
             raise InvalidToken("token is too large")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.InvalidTokenError:  # not a JWT, or a header PyJWT refuses (a `kid` not a string, `crit`)
             raise InvalidToken("token is not a JWT") from None
         algorithm = header.get("alg")
         if algorithm not in self.settings.algorithms:
@@ -161,7 +165,15 @@ class TokenVerifier:
             raise InvalidToken("token claim 'iss' is not accepted") from None
         except jwt.exceptions.InvalidSubjectError:
             raise InvalidToken("token claim 'sub' is not accepted") from None
-        except jwt.InvalidTokenError:  # signature, malformed claims
+        except jwt.InvalidIssuedAtError:
+            raise InvalidToken("token claim 'iat' is not accepted") from None
+        except jwt.exceptions.InvalidJTIError:
+            raise InvalidToken("token claim 'jti' is not accepted") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("token signature is invalid") from None
+        except jwt.DecodeError:  # past the signature: a claim of the wrong type (`exp` not a number...)
+            raise InvalidToken("token claims are malformed") from None
+        except jwt.InvalidTokenError:
             raise InvalidToken("token signature is invalid") from None
         return self._caller(claims)
 
@@ -176,7 +188,7 @@ class TokenVerifier:
             sub=claims["sub"],
             username=next((str(claims[c]) for c in ("cognito:username", "username") if c in claims), None),
             groups=_groups(claims.get(self.settings.groups_claim)),
-            expires=float(claims["exp"]),
+            expires=float(min(claims["exp"], 2**53)),  # PyJWT accepts any integer; a float cannot hold them all
         )
 
     def _key(self, kid: object) -> jwt.PyJWK:
@@ -184,7 +196,7 @@ class TokenVerifier:
             raise InvalidToken("token is signed by an unknown key")
         try:
             return self._issuer_keys().get_signing_key(kid)
-        except jwt.PyJWKClientError:
+        except jwt.PyJWTError:
             raise InvalidToken("token is signed by an unknown key") from None
 
     def _issuer_keys(self) -> _IssuerKeys:

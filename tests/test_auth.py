@@ -140,6 +140,8 @@ def _bad_tokens(issuer) -> dict[str, tuple[str, str]]:
         "alg none": (f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{payload}.", "token algorithm 'none' is not accepted"),
         "hs256 with the public key": (hs256, "token algorithm 'HS256' is not accepted"),
         "not a jwt": ("not-a-token", "token is not a JWT"),
+        "kid not a string": (f"{_b64({'alg': 'RS256', 'kid': 7})}.{payload}.{signature}", "token is not a JWT"),
+        "crit header": (f"{_b64({'alg': 'RS256', 'crit': ['x']})}.{payload}.{signature}", "token is not a JWT"),
     }
 
 
@@ -153,6 +155,8 @@ CASES = [
     "alg none",
     "hs256 with the public key",
     "not a jwt",
+    "kid not a string",
+    "crit header",
 ]
 
 
@@ -206,6 +210,21 @@ def test_an_issuer_outage_keeps_the_keys_and_is_asked_at_most_once_a_minute(clie
         assert response.status_code == 401
         assert response.json()["detail"] == "token is signed by an unknown key"
     assert verifier.fetches == 2  # start-up, then one failed refetch: the next four tokens waited for the cooldown
+    member = partner_tile(client, sample_urls, headers=bearer(issuer.id_token(MEMBER)))
+    assert member.status_code == 200, member.text
+
+
+def test_an_issuer_answering_a_web_page_keeps_the_keys_and_is_asked_at_most_once_a_minute(
+    client, issuer, sample_urls, aws_world, monkeypatch
+):
+    verifier = client.app.state.token_verifier
+    monkeypatch.setattr(verifier._keys, "uri", f"{aws_world.endpoint}/moto-api/")  # 200, HTML: a maintenance page
+    later = time.monotonic() + 61
+    monkeypatch.setattr("jwt.jwks_client.time", SimpleNamespace(monotonic=lambda: later))  # PyJWT's cooldown clock
+    unknown = _bad_tokens(issuer)["unknown kid"][0]
+    for _ in range(5):
+        assert partner_tile(client, sample_urls, headers=bearer(unknown)).status_code == 401
+    assert verifier.fetches == 2
     member = partner_tile(client, sample_urls, headers=bearer(issuer.id_token(MEMBER)))
     assert member.status_code == 200, member.text
 
