@@ -129,9 +129,15 @@ class TokenVerifier:
         return self._keys.fetches if self._keys is not None else 0
 
     def prefetch(self) -> None:
-        """Fetch the keys now (Lambda init); a failure is retried on the first token."""
+        """Fetch the keys now (Lambda init, or after a SnapStart restore); a failure is retried on the first token."""
         with contextlib.suppress(IssuerUnavailable):
             self._issuer_keys().get_jwk_set()
+
+    def forget(self) -> None:
+        """Drop the issuer's keys (before a snapshot: a restore may come after the issuer retired some)."""
+        with self._lock:
+            self._keys = None
+            self._failed_at = float("-inf")
 
     def verify(self, token: str) -> Caller:
         if len(token) > MAX_TOKEN_BYTES:

@@ -4,7 +4,7 @@ which turns them into metrics: no PutMetricData call on the request path).
 Namespace `RasterTiler/RasterApi`, dimension `Provider` (what `infrastructure/dashboard.py` plots): for each provider
 a request read through, `Requests`, `ClientErrors` (4xx), `ServerErrors` (5xx), `S3Refusals` (S3 refused the
 provider's keys), `LatencyMs` and `CredentialSecondsLeft` (of its cached credentials, when they expire). A request that
-read nothing counts under `Provider=none`. Written with Powertools' `EphemeralMetrics`, which keeps no state between
+read nothing counts under `Provider=none`; `/healthz` is not counted. Written with Powertools' `EphemeralMetrics`, which keeps no state between
 requests (its `Metrics` shares one buffer across instances and threads).
 """
 
@@ -29,6 +29,8 @@ class RequestMetrics:
     def __call__(self, record: dict[str, Any], log: ReadLog) -> None:
         from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+        if record.get("path") == "/healthz":
+            return  # liveness probes (and SnapStart's priming request) are not traffic
         status = int(record["status"])
         providers = list(dict.fromkeys(read.provider.name for read in log.snapshot())) or [NO_PROVIDER]
         for provider in providers:

@@ -292,5 +292,11 @@ class ProviderRouter:
 
     # -- health -----------------------------------------------------------------------------------------------
 
+    def forget(self) -> None:
+        """Drop every provider's credentials and the GDAL/boto3 sessions built from them (before a snapshot)."""
+        self.credential_cache.forget()
+        with self._sessions_lock:
+            self._sessions.clear()
+
     def provider_health(self, name: str) -> CredentialHealth:
         return self.credential_cache.health(self.provider(name).name)

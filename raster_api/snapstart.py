@@ -56,6 +56,14 @@ class _PrimeContext:
 
 
 def prime(handler: Any) -> None:
+    """`_prime`, whose failure is logged, never fatal: an unprimed snapshot is slower, not wrong."""
+    try:
+        _prime(handler)
+    except Exception:
+        logger.warning("SnapStart priming failed; the first requests pay what it would have done", exc_info=True)
+
+
+def _prime(handler: Any) -> None:
     """Do in init what every first request would otherwise pay: GDAL's drivers and a `rasterio.Env`, PROJ's database
     (a transformation), the tile matrix sets, one tile read and encoded from an in-memory GeoTIFF (rio-tiler's and
     the encoders' first-use costs), and one request through Mangum and the whole middleware stack."""
@@ -99,24 +107,34 @@ def _read_and_encode_a_tile() -> None:
 
 
 def before_snapshot(app: FastAPI) -> None:
-    """Drop what must not be restored: every provider's credentials, and the pgstac pool (closed)."""
-    app.state.provider_router.credential_cache.forget()
+    """Drop what must not be restored: every provider's credentials (and the sessions built from them), the issuer's
+    keys, and the pgstac pool (closed)."""
+    app.state.provider_router.forget()
+    app.state.token_verifier.forget()
     connection = getattr(app.state, "pgstac", None)
     if connection is not None:
         connection.close()
-    logger.info("SnapStart: credentials dropped and database pool closed before the snapshot")
+    logger.info("SnapStart: credentials and issuer keys dropped, database pool closed before the snapshot")
 
 
 def after_restore(app: FastAPI) -> None:
-    """Renew what a restored sandbox cannot reuse: random state, provider credentials, the pgstac pool."""
+    """Renew what a restored sandbox cannot reuse: random state, provider credentials, the issuer's keys, the pgstac
+    pool. Logs which providers are back (the others are fetched by their first request)."""
     random.seed()
     _reseed_numpy()
     router = app.state.provider_router
+    verifier = app.state.token_verifier
+    if verifier.configured:
+        verifier.prefetch()
     router.credential_cache.prefetch(deadline=router.credential_cache.settings.restore_deadline)
     connection = getattr(app.state, "pgstac", None)
     if connection is not None:
         app.state.dbpool = connection.open(wait=False)
-    logger.info("SnapStart: credentials fetched and database pool reopened after the restore")
+    missing = [name for name in router.providers if not router.provider_health(name).available]
+    logger.info(
+        "SnapStart: restored",
+        extra={"providers_without_credentials": missing, "database_pool": "reopening" if connection else "none"},
+    )
 
 
 def _reseed_numpy() -> None:

@@ -127,6 +127,7 @@ def test_after_a_restore_the_first_tiles_are_read_with_the_new_keys(
     for hook, args, kwargs in snapshot_restore_py.get_before_snapshot():
         hook(*args, **kwargs)
     assert [cache.health(name).available for name in ("daac-a", "partner")] == [False, False]  # nothing kept
+    assert app.state.provider_router._sessions == {}  # nor a GDAL session holding the keys
 
     # Hours later: the rotator wrote new keys, the old ones are refused, the database dropped every connection.
     aws_world.put_secret(SECRET, daac_keys["daac-a"].earthdata_json())
