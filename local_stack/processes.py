@@ -23,11 +23,14 @@ import requests
 API_APP = "raster_api.main:create_app"
 
 
-def start_process(argv: Sequence[str], env: Mapping[str, str], log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+def start_process(
+    argv: Sequence[str], env: Mapping[str, str], log: IO[bytes] | None = None, cwd: str | Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start `argv` in a new session (its own process group) with exactly `env` as its environment."""
     return subprocess.Popen(  # noqa: S603 - argv is built by this package, never from user input
         list(argv),
         env=dict(env),
+        cwd=cwd,
         stdout=log,
         stderr=subprocess.STDOUT if log is not None else None,
         stdin=subprocess.DEVNULL,
@@ -99,12 +102,18 @@ def serving(
     ready_url: str,
     timeout: float = 60.0,
     status: int | None = 200,
+    cwd: str | Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A server process (output appended to `log_path`) once `ready_url` answers; stopped with its group on exit."""
     with open(log_path, "ab") as log:
-        proc = start_process(argv, env, log)
+        proc = start_process(argv, env, log, cwd)
     try:
-        wait_until_healthy(ready_url, proc, timeout, status)
+        try:
+            wait_until_healthy(ready_url, proc, timeout, status)
+            if proc.poll() is not None:  # it answered, but the process is gone: another server holds the port
+                raise RuntimeError(f"process exited with code {proc.returncode} after {ready_url} answered")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; its output is in {log_path}") from None
         yield proc
     finally:
         stop_process(proc)

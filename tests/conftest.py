@@ -145,10 +145,20 @@ def pgstac_db():
         yield db
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _botocore_secrets():
+    """The credentials every botocore answer hands this process, for `recorder`'s leak check."""
+    from tests.reliability_support import watch_botocore_secrets
+
+    with watch_botocore_secrets():
+        yield
+
+
 @pytest.fixture
 def recorder(lambda_keys: Keys, daac_keys: dict[str, Keys]):
     """Every response body and log line of the test's requests; when the test ends, none may contain a secret: the
-    Lambda's keys, the DAACs' keys, the Earthdata password, or any secret value botocore handed this process."""
+    Lambda's keys, the DAACs' keys, the Earthdata password, or any secret value botocore handed this process at any
+    time in the session (so an app a fixture built before the recorder started is covered too)."""
     from tests.reliability_support import EARTHDATA_PASSWORD, TrafficRecorder
 
     with TrafficRecorder().recording() as rec:
