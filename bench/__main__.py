@@ -2,7 +2,7 @@
 `docs/benchmarks-latency.png`.
 
 Options: `--quick` (fewer samples, for a smoke run), `--only NAME` (repeatable: latency, secrets, cold, mosaic,
-throughput, fuzz, cdn, hostile). The whole run starts its own moto (and PostgreSQL when installed) and stops them at
+throughput, fuzz, cdn, hostile, floor). The whole run starts its own moto (and PostgreSQL when installed) and stops them at
 the end. `fuzz` (generated requests counted by status), `cdn` (the nginx cache in front of the API, S3 GETs per tile)
 and `hostile` (each hostile request's time and memory) are not part of the default run and write their own tables,
 `docs/benchmarks-<name>.md` and `bench/results-<name>.json`, so they never replace the timing table.
@@ -26,7 +26,7 @@ from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PART
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ("latency", "secrets", "cold", "mosaic", "throughput")
-SEPARATE = ("fuzz", "cdn", "hostile")
+SEPARATE = ("fuzz", "cdn", "hostile", "floor")
 REFRESH_INTERVAL_S = 4.0
 
 log = logging.getLogger("bench")
@@ -60,6 +60,46 @@ def _latency(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
             count=60 if quick else 200,
             repeats=1 if quick else 3,
         )
+
+
+def _floor(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from rasterio.session import AWSSession
+
+    from bench.floor import container_credentials, run_floor
+    from bench.inprocess import create_ours
+    from bench.vanilla import create_vanilla_app
+
+    own = bw.lambda_keys
+    session = AWSSession(
+        aws_access_key_id=own.access_key_id,
+        aws_secret_access_key=own.secret_access_key,
+        aws_session_token=own.session_token,
+        region_name="us-west-2",
+    )
+    gdal_path = bw.sample_urls[OWN_BUCKET].replace("s3://", "/vsis3/", 1)
+    count = 60 if quick else 240
+    # The Lambda's own keys as SnapStart hands them over (the stack's default): a container credentials endpoint, no
+    # AWS_* variables. Then as an on-demand Lambda has them, in AWS_* variables: rasterio turns those into a boto3
+    # session for every `Env()` opened without one, including those inside rasterio's warp functions.
+    no_env_keys = dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+    sections: list[Section] = []
+    with container_credentials(own) as uri:
+        for label, env in (
+            ("SnapStart (container credentials)", {**no_env_keys, "AWS_CONTAINER_CREDENTIALS_FULL_URI": uri}),
+            ("on-demand (AWS_* variables)", {}),
+        ):
+            with patched_environ({**SAFE_ENV, **bw.api_env(), **env}):
+                ours = create_ours()
+                raw_env = {**ours.state.provider_router.gdal_config, "session": session, "AWS_REGION": "us-west-2"}
+                vanilla = create_vanilla_app(session)
+                url = bw.sample_urls[OWN_BUCKET]
+                profile = not sections
+                sections.append(run_floor(ours, vanilla, url, "own", gdal_path, raw_env, count, label, profile))
+    first, second = sections
+    first.rows += second.rows
+    first.data = {"snapstart": first.data, "on_demand": second.data}
+    first.samples = {}
+    return first
 
 
 def _secrets(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
@@ -162,6 +202,7 @@ RUNNERS: dict[str, Callable[[BenchWorld, bool, Path], Section]] = {
     "fuzz": _fuzz,
     "cdn": _cdn,
     "hostile": _hostile,
+    "floor": _floor,
 }
 
 
