@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from types import SimpleNamespace
+from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -54,6 +55,17 @@ def sample_tile(base: int, x: int = TILE_X, y: int = TILE_Y, z: int = TILE_Z) ->
     """The tile of a sample COG (`make_cog(base)`) as rio-tiler reads it from the same bytes, without the API."""
     with MemoryFile(make_cog(base)) as mem, Reader(mem.name) as cog:
         return cog.tile(x, y, z).data[0]
+
+
+def assert_image_from(content: bytes, base: int, method: str, *args: Any, **kwargs: Any) -> None:
+    """The image's pixels and mask are exactly what rio-tiler's `method` (preview, part, feature) gives for the sample
+    `make_cog(base)`, read from the same bytes without the API."""
+    with MemoryFile(make_cog(base)) as mem, Reader(mem.name) as cog:
+        expected = getattr(cog, method)(*args, **kwargs)
+    band, alpha = decode_image(content)
+    assert band.shape == expected.data[0].shape, (band.shape, expected.data[0].shape)
+    assert np.array_equal(alpha, expected.mask), "the valid pixels differ"
+    assert np.array_equal(band[alpha > 0], expected.data[0][expected.mask > 0]), "the pixel values differ"
 
 
 def assert_tile_from(content: bytes, bucket: str, x: int = TILE_X, y: int = TILE_Y, z: int = TILE_Z) -> None:
