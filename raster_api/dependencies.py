@@ -12,7 +12,6 @@ instead of handing each to the thread pool.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -30,7 +29,7 @@ from titiler.core.routing import EndpointScope
 from raster_api.auth import Caller, TokenVerifier, bearer_token
 from raster_api.errors import NO_PIXEL, InvalidToken, Unauthenticated
 from raster_api.grants import GRANT_PARAM, GrantSigner
-from raster_api.params import MAX_COORDINATE, JsonTooLarge, bounded_json, check_feature_areas
+from raster_api.params import MAX_COORDINATE, TILE_MATRIX_SETS, JsonTooLarge, bounded_json, check_feature_areas
 from raster_api.reading import ReadScope
 from raster_api.routing import ProviderRouter, ResolvedRead
 
@@ -139,20 +138,13 @@ def unsigned_environment(request: Request) -> dict[str, Any]:
     return {**get_router(request).gdal_config, "session": AWSSession(aws_unsigned=True)}
 
 
-@functools.lru_cache(maxsize=64)
-def _tile_matrix_set(identifier: str) -> morecantile.TileMatrixSet:
-    """`morecantile.tms.get` deep-copies the TMS on every call (a measurable share of a tile's time); the check
-    below only reads it, so one copy per TMS is kept."""
-    return morecantile.tms.get(identifier)
-
-
 async def valid_tile(request: Request) -> None:
     """Router dependency: tile coordinates outside the tile matrix are a 400, not an empty 200 tile."""
     params = request.path_params
     if not {"tileMatrixSetId", "z", "x", "y"} <= params.keys():
         return
     try:
-        tms = _tile_matrix_set(params["tileMatrixSetId"])
+        tms = TILE_MATRIX_SETS.get(params["tileMatrixSetId"])
         tile = morecantile.Tile(int(params["x"]), int(params["y"]), int(params["z"]))
     except (morecantile.errors.InvalidIdentifier, ValueError):
         return  # the endpoint's own validation answers 422

@@ -38,7 +38,7 @@ from raster_api.middleware import (
     ResponseSizeLimitMiddleware,
     UnexpectedErrorMiddleware,
 )
-from raster_api.params import parameter_slots
+from raster_api.params import TILE_MATRIX_SETS, parameter_slots
 from raster_api.reading import ProviderReader
 from raster_api.routing import ProviderRouter
 from raster_api.settings import Settings
@@ -183,7 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         extensions=[ProviderCogValidateExtension(), wmtsExtension()],
     )
     app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
-    app.include_router(TMSFactory().router, tags=["Tiling Schemes"])
+    app.include_router(TMSFactory(supported_tms=TILE_MATRIX_SETS).router, tags=["Tiling Schemes"])
     app.include_router(AlgorithmFactory().router, tags=["Algorithms"])
     app.include_router(
         ColorMapFactory(router=APIRouter(dependencies=[Depends(bounded_query_size)])).router, tags=["ColorMaps"]

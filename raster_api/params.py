@@ -11,14 +11,16 @@ are too large or too deeply nested before `json.loads` sees them (a deep one wou
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import attrs
+import morecantile
 import numpy
 from color_operations.operations import parse_operations
 from fastapi import Query
+from morecantile import TileMatrixSet
+from morecantile.defaults import TileMatrixSets
 from pydantic import Field
 from rio_tiler.colormap import cmap as default_cmap
 from titiler.core.algorithm import BaseAlgorithm
@@ -338,11 +340,25 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+class SharedTileMatrixSets(TileMatrixSets):
+    """morecantile's registry without its deep copy on every `get` (titiler asks for the TMS on every tile): titiler
+    and rio-tiler only read a TMS, and one shared instance keeps what morecantile caches on it from tile to tile."""
+
+    def get(self, identifier: str) -> TileMatrixSet:
+        if not isinstance(self.tilematrixsets.get(identifier), TileMatrixSet):
+            super().get(identifier)  # loads the document into the registry (or raises for an unknown identifier)
+        tms: TileMatrixSet = self.tilematrixsets[identifier]
+        return tms
+
+
+TILE_MATRIX_SETS = SharedTileMatrixSets(dict(morecantile.tms.tilematrixsets))
+
+
 def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
-    """The keyword arguments of `factory` (a titiler factory class) that take the dependencies above (and the
-    renderer)."""
+    """The keyword arguments of `factory` (a titiler factory class) that take the dependencies above, the renderer
+    and the shared tile matrix sets."""
     preview, part, tile = _image_params(settings.max_image_size)
-    slots: dict[str, Callable[..., Any]] = {
+    slots: dict[str, Any] = {
         "process_dependency": process_dependency,
         "colormap_dependency": colormap_dependency,
         "render_dependency": _rendering_params(settings.max_image_size),
@@ -352,6 +368,7 @@ def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
         "img_part_dependency": part,
         "tile_dependency": tile,
         "render_func": render_image,
+        "supported_tms": TILE_MATRIX_SETS,
     }
     accepted = attrs.fields_dict(factory)
     return {name: dependency for name, dependency in slots.items() if name in accepted}
