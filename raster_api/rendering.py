@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import rasterio
+from rasterio.session import DummySession
 from rio_tiler.models import ImageData
 from titiler.core.utils import render_image as titiler_render_image
 
@@ -23,4 +25,7 @@ def render_image(image: ImageData, **kwargs: Any) -> tuple[bytes, str]:
         )
     if image.crs is None:
         raise CrsNotSupported("the dataset has no coordinate reference system, so it cannot be rendered as a map image")
-    return titiler_render_image(image, **kwargs)
+    # Encoding reads nothing remote, but rio-tiler opens a `rasterio.Env` for it when none is open, and without a
+    # session rasterio builds a boto3 one from AWS_* variables (an on-demand Lambda has them): milliseconds per tile.
+    with rasterio.Env(session=DummySession()):
+        return titiler_render_image(image, **kwargs)
