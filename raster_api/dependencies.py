@@ -21,6 +21,7 @@ import morecantile.errors
 from fastapi import Depends, Query, Request
 from fastapi.params import Depends as DependsParam
 from rasterio.session import AWSSession
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from titiler.core.dependencies import DefaultDependency
 from titiler.core.errors import BadRequestError
@@ -47,7 +48,7 @@ def get_router(request: Request) -> ProviderRouter:
 ProviderRouterDep = Annotated[ProviderRouter, Depends(get_router)]
 
 
-def current_caller(
+async def current_caller(
     request: Request,
     access_token: Annotated[
         str | None,
@@ -59,19 +60,19 @@ def current_caller(
     ] = None,
 ) -> Caller | None:
     """The signed-in caller (a bearer token, else a tile grant), or None (anonymous, or no issuer configured).
-    Whatever is sent is checked: an invalid one is a 401 even where anonymous reads would do. Sync: the first call
-    may fetch the issuer's keys."""
+    Whatever is sent is checked: an invalid one is a 401 even where anonymous reads would do. Checking may fetch the
+    issuer's keys or the grant keys, so it runs in the thread pool; an anonymous request never leaves the loop."""
     verifier: TokenVerifier = request.app.state.token_verifier
     if not verifier.configured:
         return None
     token = bearer_token(request.headers.get("authorization"), access_token)
     if token is not None:
-        caller = verifier.verify(token)
+        caller = await run_in_threadpool(verifier.verify, token)
     elif grant is not None:
         signer: GrantSigner | None = request.app.state.grant_signer
         if signer is None:
             raise InvalidToken("tile grants are not enabled here: send a bearer token")
-        caller = signer.verify(grant, request)
+        caller = await run_in_threadpool(signer.verify, grant, request)
     else:
         return None
     request.state.user = caller.sub  # the access log's `user`

@@ -133,7 +133,7 @@ def parse_colormap(text: str) -> Any:
     )
 
 
-def colormap_dependency(
+async def colormap_dependency(
     colormap_name: Annotated[
         Literal[tuple(default_cmap.list())] | None,  # type: ignore[valid-type]
         Query(description="Colormap name"),
@@ -303,7 +303,7 @@ class FittedAlgorithm:
         return result
 
 
-def process_dependency(
+async def process_dependency(
     algorithm: Annotated[
         str | None,
         Query(description="Algorithm name", json_schema_extra={"enum": sorted(default_algorithms.list())}),
