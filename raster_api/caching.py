@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from raster_api.grants import GRANT_PARAM
 from raster_api.reading import current_read_log
 from raster_api.settings import CacheSettings
 
@@ -53,8 +55,8 @@ class CachePolicy:
 def _carries_token(scope: Scope) -> bool:
     if any(name == b"authorization" for name, _ in scope.get("headers", [])):
         return True
-    query = scope.get("query_string", b"")
-    return b"access_token=" in query or b"grant=" in query
+    names = {name.lower() for name, _ in parse_qsl(scope.get("query_string", b"").decode("latin-1"), True)}
+    return bool(names & {"access_token", GRANT_PARAM})
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,12 @@ def sign_tile_urls(request: Request, caller: CallerDep) -> None:
         return
     grant = signer.issue(caller, request)
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("access_token", GRANT_PARAM)]
-    query = urlencode([*kept, (GRANT_PARAM, grant)])
+    set_query(request, [*kept, (GRANT_PARAM, grant)])
+
+
+def set_query(request: Request, items: list[tuple[str, str]]) -> None:
+    """Replace the query the endpoint reads (titiler builds the links of its documents from it)."""
+    query = urlencode(items)
     request.scope["query_string"] = query.encode()
     request._query_params = QueryParams(query)  # Starlette caches the parsed query on the request titiler reads
 
@@ -274,7 +279,14 @@ TILESET_ROUTES = _scopes(
     "/tiles/WebMercatorQuad",
 )
 MAP_ROUTES = _scopes("/map")
-SIGNED_URL_ROUTES = _scopes("/WebMercatorQuad/tilejson.json", "/WebMercatorQuad/map.html", "/WMTSCapabilities.xml")
+# Every route whose document carries the request's query into links: tile URLs, and the tilesets' own links.
+SIGNED_URL_ROUTES = _scopes(
+    "/WebMercatorQuad/tilejson.json",
+    "/WebMercatorQuad/map.html",
+    "/WMTSCapabilities.xml",
+    "/tiles",
+    "/tiles/WebMercatorQuad",
+)
 SIZED_ROUTES = [*_scopes("/preview/1x1.png", "/bbox/0,0,1,1/1x1.png"), *_scopes("/feature/1x1.png", method="POST")]
 BBOX_ROUTES = _scopes("/bbox/0,0,1,1.png", "/bbox/0,0,1,1/1x1.png", "/bbox/0,0,1,1/assets")
 FEATURE_ROUTES = _scopes("/feature", "/feature.png", "/feature/1x1.png", "/statistics", method="POST")

@@ -33,13 +33,13 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.requests import Request
 
 from raster_api.auth import Caller
-from raster_api.errors import InvalidToken
+from raster_api.errors import InvalidToken, IssuerUnavailable
 from raster_api.settings import GrantSettings
 
 GRANT_PARAM = "grant"
 # What a grant is for: tiles, and the documents and page that hand out tile URLs (the map page fetches its TileJSON
 # with the grant it was given).
-GRANT_ROUTES = frozenset({"tile", "tilejson", "map_viewer", "wmts"})
+GRANT_ROUTES = frozenset({"tile", "tilejson", "map_viewer", "wmts", "tileset_list", "tileset"})
 # Query parameters that only choose the tile grid, the tile size or the format (titiler adds or drops them between a
 # TileJSON and its tile URLs, and a WMTS client adds OGC's), or that carry credentials.
 UNBOUND_QUERY = frozenset(
@@ -64,12 +64,14 @@ UNBOUND_QUERY = frozenset(
 )
 UNBOUND_PATH = frozenset({"z", "x", "y", "tileMatrixSetId", "format"})
 SALT = "raster-api tile grant"
+CLOCK_SKEW = 60
 
 
 def binding(request: Request) -> str:
     """A digest of what the request reads and how it renders: its route's bound path parameters and query items."""
     path = sorted((k, str(v)) for k, v in request.path_params.items() if k not in UNBOUND_PATH)
-    query = sorted((k, v) for k, v in request.query_params.multi_items() if k.lower() not in UNBOUND_QUERY)
+    # In the request's order, not sorted: of a parameter given twice FastAPI reads the last, so order is meaning.
+    query = [(k, v) for k, v in request.query_params.multi_items() if k.lower() not in UNBOUND_QUERY]
     canonical = json.dumps({"path": path, "query": query}, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -122,6 +124,8 @@ class GrantSigner:
         if int(payload["exp"]) <= self.now():
             expired = datetime.fromtimestamp(int(payload["exp"]), UTC).isoformat(timespec="seconds")
             raise InvalidToken(f"the tile grant expired at {expired}: fetch a fresh TileJSON")
+        if int(payload["exp"]) > self.now() + self.ttl + CLOCK_SKEW:  # never issued here: a leaked key's forgery
+            raise InvalidToken("the tile grant is not valid: fetch a fresh TileJSON")
         return Caller(
             sub=str(payload["sub"]),
             username=None,
@@ -138,20 +142,31 @@ def grant_keys(settings: GrantSettings, timer: Callable[[], float] = time.monoto
         return lambda: keys
     secret_id = settings.secret_id
 
+    held: list[tuple[str, ...]] = []  # the last keys read: kept while Secrets Manager is unreachable
+
     def load() -> tuple[str, ...]:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         from providers.aws import client
 
-        secrets = client("secretsmanager")
         found = []
-        for stage in ("AWSPREVIOUS", "AWSCURRENT"):
-            try:
-                found.append(str(secrets.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"]))
-            except ClientError as exc:
-                if stage == "AWSCURRENT" or exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                    raise
-        return tuple(found)
+        try:
+            secrets = client("secretsmanager")
+            for stage in ("AWSPREVIOUS", "AWSCURRENT"):
+                try:
+                    found.append(str(secrets.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"]))
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code")
+                    if stage == "AWSCURRENT" or code != "ResourceNotFoundException":
+                        raise
+        except (ClientError, BotoCoreError) as exc:
+            if held:
+                return held[0]
+            raise IssuerUnavailable(
+                f"the tile grant keys are unavailable ({type(exc).__name__}); retry later"
+            ) from None
+        held[:] = [tuple(found)]
+        return held[0]
 
     cache = cachetools.TTLCache(maxsize=1, ttl=settings.secret_ttl, timer=timer)
     return cachetools.cached(cache, condition=threading.Condition())(load)

@@ -41,7 +41,9 @@ def redact_query(query: str) -> str:
     """The query string with secret-looking parameters and the query part of URL values redacted."""
     parts = []
     for name, value in parse_qsl(query, keep_blank_values=True):
-        if name not in _PUBLIC_PARAMS and _SECRET_PARAM.search(name):
+        # `x=1;access_token=...` is one parameter `x` to Starlette, but a secret all the same.
+        hidden = [part.partition("=")[0] for part in value.split(";")[1:] if "=" in part]
+        if (name not in _PUBLIC_PARAMS and _SECRET_PARAM.search(name)) or any(_SECRET_PARAM.search(h) for h in hidden):
             value = REDACTED
         elif "://" in value and "?" in value:
             value = value.split("?", 1)[0] + "?" + REDACTED

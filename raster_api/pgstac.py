@@ -54,6 +54,7 @@ from raster_api.dependencies import (
     STAC_ROUTER_GUARDS,
     CallerDep,
     require_caller,
+    set_query,
     unsigned_environment,
 )
 from raster_api.mosaic_budget import bounded_backend
@@ -245,6 +246,8 @@ async def valid_search_list_query(request: Request) -> None:
     for key, value in request.query_params.multi_items():
         if "%" in key or "%" in value:
             raise InvalidSearch(f"search list filters may not contain '%': {key[:40]!r}")
+    # The list echoes its query into its links (and would filter on it): a token is not a filter.
+    set_query(request, [(k, v) for k, v in request.query_params.multi_items() if k != "access_token"])
 
 
 # -- errors ---------------------------------------------------------------------------------------------------

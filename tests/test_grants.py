@@ -205,3 +205,62 @@ def test_keys_rotate_without_breaking_grants_in_flight(aws_world: AwsWorld, monk
     now[0] = 301.0
     assert keys() == (KEYS[0], KEYS[1])  # the newest signs, both verify
     assert URLSafeSerializer(list(keys()), salt=SALT).loads(signed_before) == payload
+
+
+def test_tileset_documents_hand_out_grants_not_tokens(client, issuer, sample_urls):
+    token = issuer.id_token(MEMBER)
+    for path in ("/cog/tiles", "/cog/tiles/WebMercatorQuad"):
+        response = client.get(path, params={"url": sample_urls[PARTNER_BUCKET], "access_token": token})
+        assert response.status_code == 200, response.text
+        assert token not in response.text and "access_token" not in response.text and "grant=" in response.text
+        assert response.headers["cache-control"] == "private, no-store"
+
+
+def test_the_order_of_a_repeated_parameter_is_bound(client, issuer, sample_urls):
+    """Of `url` given twice FastAPI reads the last: a grant for one order is not one for the other."""
+    token = issuer.id_token(MEMBER)
+    urls = [("url", sample_urls[OWN_BUCKET]), ("url", sample_urls[PARTNER_BUCKET]), ("tile_format", "png")]
+    response = client.get(f"{TILEJSON}?{urlencode(urls)}", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    path, _, query = tile_url(response.json()).partition("?")
+    items = parse_qsl(query)
+    swapped = [(k, v) for k, v in items if k == "url"][::-1] + [(k, v) for k, v in items if k != "url"]
+    assert client.get(f"{path}?{query}").status_code == 200
+    assert client.get(f"{path}?{urlencode(swapped)}").status_code == 401
+
+
+def test_a_grant_expiring_later_than_any_issued_here_is_refused(client, sample_urls):
+    forged = URLSafeSerializer(KEYS, salt=SALT).dumps({"sub": "x", "groups": [], "exp": 4_102_444_800, "bind": "b"})
+    params = {"url": sample_urls[PARTNER_BUCKET], "grant": forged}
+    response = client.get(f"/cog/tiles/WebMercatorQuad/{TILE_Z}/{TILE_X}/{TILE_Y}.png", params=params)
+    assert response.status_code == 401
+
+
+def test_a_percent_encoded_grant_name_is_still_private(client, issuer, sample_urls):
+    tilejson = signed_tilejson(client, sample_urls, issuer.id_token(MEMBER))
+    path, _, query = tile_url(tilejson).partition("?")
+    response = client.get(f"{path}?{query.replace('grant=', '%67rant=')}")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "private, no-store"
+
+
+def test_a_token_hidden_behind_a_semicolon_is_not_logged(client, issuer, sample_urls, caplog):
+    token = issuer.id_token(MEMBER)
+    with caplog.at_level(logging.INFO, logger="raster_api.access"):
+        client.get("/cog/tiles", params={"url": sample_urls[OWN_BUCKET], "x": f"1;access_token={token}"})
+    assert token not in caplog.text
+
+
+def test_grant_keys_unavailable_is_a_503_not_a_500(api_env, aws_world, issuer, sample_urls, monkeypatch):
+    monkeypatch.setenv("PROVIDERS_CONFIG", restricted_config(aws_world))
+    for key, value in issuer.api_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RASTER_API_GRANT_SECRET_ID", "raster/no-such-grant-key")
+    from raster_api.main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        response = client.get(
+            TILEJSON, params={"url": sample_urls[PARTNER_BUCKET]}, headers=bearer(issuer.id_token(MEMBER))
+        )
+    assert response.status_code == 503, response.text
+    assert response.json()["detail"].startswith("the tile grant keys are unavailable")
