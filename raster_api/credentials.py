@@ -1,7 +1,7 @@
 """Per-provider AWS credentials, cached so that no tile costs a Secrets Manager or STS call.
 
 Each provider kind has one fetcher: `earthdata` reads the secret the rotator writes, `assume_role` calls STS
-AssumeRole, `default` takes the process identity from boto3's default chain, `unsigned` has no credentials.
+AssumeRole, `default` takes the process identity from botocore's default chain, `unsigned` has no credentials.
 The cache refreshes ahead of `expiration` and at least every `refresh_interval`, one refresh at a time per provider,
 and keeps serving still-valid credentials when a refresh fails. When there is nothing valid to serve it raises
 `CredentialsUnavailable`: there is never a fallback to another identity.
@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import boto3
+import botocore.credentials
+import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
@@ -106,6 +107,12 @@ class AwsFetchers:
         # One client per service and region, built once (a boto3 client costs tens of ms to build, more than the call
         # it makes): the refreshes of a warm container, and those after a SnapStart restore, pay only the call.
         self._client = functools.cache(lambda service, region: client(service, region=region, config=self.config))
+        # The process's own identity (the `default` kind), resolved through one botocore resolver built once: it
+        # reads the environment or Lambda's container credentials endpoint at each call, but building it (a boto3
+        # session and an HTTPS context) costs tens of ms, which a SnapStart restore would pay for every provider.
+        self._identity = functools.cache(
+            lambda: botocore.credentials.create_credential_resolver(botocore.session.get_session())
+        )
 
     def earthdata(self, provider: Provider) -> AwsCredentials:
         try:
@@ -158,7 +165,7 @@ class AwsFetchers:
         )
 
     def default(self, provider: Provider) -> AwsCredentials:
-        credentials = boto3.session.Session().get_credentials()
+        credentials = self._identity().load_credentials()
         if credentials is None:
             raise CredentialFetchError("the process has no AWS identity")
         expiry = getattr(credentials, "_expiry_time", None)  # refreshable credentials (Lambda, ECS, IMDS)

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from botocore import UNSIGNED
 from botocore.config import Config
+from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 from rasterio.session import AWSSession
 
@@ -94,13 +96,8 @@ class _ProviderSession:
         if credentials is None:
             self.gdal = AWSSession(aws_unsigned=True, region_name=provider.region)
         else:
-            self.gdal = AWSSession(
-                aws_access_key_id=credentials.access_key_id,
-                aws_secret_access_key=credentials.secret_access_key,
-                aws_session_token=credentials.session_token,
-                region_name=provider.region,
-                requester_pays=provider.requester_pays,
-            )
+            keys = _Keys(credentials.access_key_id, credentials.secret_access_key, credentials.session_token)
+            self.gdal = AWSSession(session=_KeysSession(keys, provider.region), requester_pays=provider.requester_pays)
 
     @cached_property
     def s3(self) -> Any:
@@ -124,6 +121,30 @@ class _ProviderSession:
                 aws_session_token=self.credentials.session_token,
             )
         return client("s3", region=self.provider.region, config=config, **extra)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """Fixed keys in the shape botocore's credentials take (`get_frozen_credentials`)."""
+
+    access_key: str
+    secret_key: str
+    token: str | None
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        return ReadOnlyCredentials(self.access_key, self.secret_key, self.token)
+
+
+@dataclass(frozen=True)
+class _KeysSession:
+    """What rasterio's `AWSSession(session=...)` reads of a boto3 session (its keys and region): building a real one
+    costs milliseconds, on the first tile after every credential refresh."""
+
+    keys: _Keys
+    region_name: str
+
+    def get_credentials(self) -> _Keys:
+        return self.keys
 
 
 class ProviderRouter:
