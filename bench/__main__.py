@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ALL = ("latency", "secrets", "cold", "mosaic", "throughput")
 SEPARATE = ("fuzz", "cdn", "hostile", "floor")
 REFRESH_INTERVAL_S = 4.0
+# What SnapStart's sandboxes lack: the Lambda's keys arrive through a container credentials endpoint instead.
+NO_ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 log = logging.getLogger("bench")
 
@@ -81,7 +83,7 @@ def _floor(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     # The Lambda's own keys as SnapStart hands them over (the stack's default): a container credentials endpoint, no
     # AWS_* variables. Then as an on-demand Lambda has them, in AWS_* variables: rasterio turns those into a boto3
     # session for every `Env()` opened without one, including those inside rasterio's warp functions.
-    no_env_keys = dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+    no_env_keys = dict.fromkeys(NO_ENV_KEYS)
     sections: list[Section] = []
     with container_credentials(own) as uri:
         for label, env in (
@@ -122,8 +124,16 @@ def _secrets(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
 
 def _cold(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     from bench.cold_start import run_cold_start
+    from bench.floor import container_credentials
 
-    return run_cold_start({**bw.api_env(), **_clean(SAFE_ENV)}, bw.sample_urls[OWN_BUCKET], runs=3 if quick else 11)
+    with container_credentials(bw.lambda_keys) as uri:
+        snapstart = {**dict.fromkeys(NO_ENV_KEYS), "AWS_CONTAINER_CREDENTIALS_FULL_URI": uri}
+        return run_cold_start(
+            {**bw.api_env(), **_clean(SAFE_ENV)},
+            bw.sample_urls[OWN_BUCKET],
+            runs=3 if quick else 11,
+            snapstart_credentials=snapstart,
+        )
 
 
 def _mosaic(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
