@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import cachetools
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.requests import Request
 
 from raster_api.auth import Caller
 from raster_api.errors import InvalidToken, IssuerUnavailable
+from raster_api.reuse import reused_for
 from raster_api.settings import GrantSettings
 
 GRANT_PARAM = "grant"
@@ -168,5 +167,4 @@ def grant_keys(settings: GrantSettings, timer: Callable[[], float] = time.monoto
         held[:] = [tuple(found)]
         return held[0]
 
-    cache = cachetools.TTLCache(maxsize=1, ttl=settings.secret_ttl, timer=timer)
-    return cachetools.cached(cache, condition=threading.Condition())(load)
+    return reused_for(settings.secret_ttl, load, timer)

@@ -20,13 +20,11 @@ import functools
 import inspect
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
-import cachetools
 import jinja2
 import psycopg
 from cql2 import Expr
@@ -60,6 +58,7 @@ from raster_api.dependencies import (
 from raster_api.mosaic_budget import bounded_backend
 from raster_api.params import parameter_slots
 from raster_api.reading import ReadScope
+from raster_api.reuse import reused_for
 from raster_api.routing import ProviderRouter
 from raster_api.settings import ApiSettings, BudgetSettings, DatabaseSettings, PoolSettings
 from raster_api.stac_reader import COLLECTION_PROVIDER_FIELD, RoutedItemReader, RoutedMosaicItemReader
@@ -73,11 +72,6 @@ TAGS_ITEM = "STAC Item"
 
 class InvalidSearch(Exception):
     """A search or filter pgstac cannot run (bad CQL2, bad arguments): 400."""
-
-
-def _reused_for[T](ttl: float, load: Callable[[], T]) -> Callable[[], T]:
-    """`load`, its value reused for `ttl` seconds; concurrent callers wait for one load (cachetools)."""
-    return cachetools.cached(cachetools.TTLCache(maxsize=1, ttl=ttl), condition=threading.Condition())(load)
 
 
 def _secret_conninfo(secret_id: str, connect_timeout: int) -> str:
@@ -97,7 +91,7 @@ def conninfo_source(db: DatabaseSettings, pool: PoolSettings) -> str | Callable[
     if db.database_url:
         return make_conninfo(db.database_url, connect_timeout=str(pool.connect_timeout))
     if db.pgstac_secret_id:
-        return _reused_for(pool.secret_ttl, lambda: _secret_conninfo(str(db.pgstac_secret_id), pool.connect_timeout))
+        return reused_for(pool.secret_ttl, lambda: _secret_conninfo(str(db.pgstac_secret_id), pool.connect_timeout))
     return make_conninfo("", connect_timeout=str(pool.connect_timeout))
 
 
@@ -108,7 +102,7 @@ class PgstacConnection:
         self.db = db
         self.settings = settings
         self.pool: ConnectionPool | None = None
-        self._declared = _reused_for(settings.collection_cache_ttl, self._load_declared_providers)
+        self._declared = reused_for(settings.collection_cache_ttl, self._load_declared_providers)
 
     def _new_pool(self) -> ConnectionPool:
         return ConnectionPool(
