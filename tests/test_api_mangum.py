@@ -4,6 +4,7 @@ import base64
 import gzip
 import importlib
 import json
+import threading
 
 import pytest
 
@@ -60,3 +61,48 @@ def test_errors_come_back_as_json(handler, sample_urls):
     answer = handler(event, CONTEXT)
     assert answer["statusCode"] == 403
     assert json.loads(answer["body"])["detail"] == "provider 'daac-a' does not serve bucket 'partner-data'"
+
+
+def test_tiles_after_the_first_start_no_thread(handler, sample_urls, monkeypatch):
+    """Plain Mangum runs each event as its own root task, and anyio ends the worker thread it started for it: every
+    invocation started a thread, whose first coordinate transformation built PROJ's per-thread context again (about
+    1 ms). After the first tile, this handler starts no thread."""
+    event = http_api_event(tile_path(), {"url": sample_urls[DAAC_A_BUCKET]})
+    assert handler(event, CONTEXT)["statusCode"] == 200
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    for _ in range(5):
+        answer = handler(event, CONTEXT)
+        assert answer["statusCode"] == 200
+        assert_tile_from(base64.b64decode(answer["body"]), DAAC_A_BUCKET)
+    assert started == []
+
+
+def test_an_exception_in_the_app_is_a_500_and_the_next_event_is_served():
+    from fastapi import FastAPI
+
+    from raster_api.lambda_loop import OneLoopMangum
+
+    app = FastAPI()
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("bug")
+
+    @app.get("/ok")
+    def ok() -> dict[str, str]:
+        return {"thread": threading.current_thread().name}
+
+    handler = OneLoopMangum(app)
+    assert handler(http_api_event("/boom", {}), CONTEXT)["statusCode"] == 500
+    answers = [handler(http_api_event("/ok", {}), CONTEXT) for _ in range(3)]
+    assert [a["statusCode"] for a in answers] == [200, 200, 200]
+    assert len({a["body"] for a in answers}) == 1  # one worker thread served all three
+    with pytest.raises(ValueError, match="no lifespan"):
+        OneLoopMangum(app, lifespan="auto")
