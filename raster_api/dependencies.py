@@ -12,8 +12,9 @@ instead of handing each to the thread pool.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 import morecantile
@@ -139,9 +140,13 @@ class CogReaderParams(DefaultDependency):
         self.scope = scope
 
 
-def unsigned_environment(request: Request) -> dict[str, Any]:
-    """`environment_dependency`: GDAL settings with an unsigned session (each reader adds its provider's)."""
+async def _unsigned_environment(request: Request) -> dict[str, Any]:
     return {**get_router(request).gdal_config, "session": AWSSession(aws_unsigned=True)}
+
+
+# `environment_dependency`: GDAL settings with an unsigned session (each reader adds its provider's). A coroutine
+# function, so FastAPI runs it on the event loop rather than in its thread pool; titiler types the slot as a plain one.
+unsigned_environment = cast(Callable[..., dict[str, Any]], _unsigned_environment)
 
 
 async def valid_tile(request: Request) -> None:

@@ -18,7 +18,7 @@ from titiler.core.factory import AlgorithmFactory, ColorMapFactory, TilerFactory
 from titiler.extensions import wmtsExtension
 
 from raster_api.auth import TokenVerifier, check_configuration, may_read
-from raster_api.caching import CachePolicy, CachePolicyMiddleware
+from raster_api.caching import CachePolicy
 from raster_api.dependencies import (
     ROUTE_GUARDS,
     CallerDep,
@@ -33,10 +33,7 @@ from raster_api.errors import add_exception_handlers
 from raster_api.grants import GrantSigner, grant_keys
 from raster_api.metrics import RequestMetrics
 from raster_api.middleware import (
-    AcceptHeaderMiddleware,
-    AccessLogMiddleware,
-    ResponseSizeLimitMiddleware,
-    UnexpectedErrorMiddleware,
+    RequestMiddleware,
 )
 from raster_api.params import TILE_MATRIX_SETS, parameter_slots
 from raster_api.reading import ProviderReader
@@ -176,10 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         router_prefix="/cog",
         route_dependencies=ROUTE_GUARDS,
         reader=ProviderReader,
-        reader_dependency=CogReaderParams,
         path_dependency=DatasetPath,
         environment_dependency=unsigned_environment,
-        **parameter_slots(settings.api, TilerFactory),
+        **parameter_slots(settings.api, TilerFactory, reader_dependency=CogReaderParams),
         extensions=[ProviderCogValidateExtension(), wmtsExtension()],
     )
     app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
@@ -225,16 +221,14 @@ def _part_error_tables(app: FastAPI) -> tuple[dict[type[Exception], int], dict[t
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Added innermost first: compression, the response size limit (on the compressed body), the cache policy (which
-    sees the 413), CORS (so a 413 carries CORS headers), the public host, the CDN's origin check, `Accept` made
-    parseable, then the error net and the access log outermost."""
+    """Added innermost first: compression, CORS, the public host, the CDN's origin check, then outermost the one layer
+    that logs, catches, limits the size and sets the cache policy of every answer (`RequestMiddleware`: it sees the
+    answers of the layers inside it, and keeps a refused response's CORS headers on its 413)."""
     app.add_middleware(
         CompressionMiddleware,
         minimum_size=0,
         exclude_mediatype=BINARY_MEDIA_TYPES,
     )
-    app.add_middleware(ResponseSizeLimitMiddleware, max_bytes=settings.api.max_response_bytes)
-    app.add_middleware(CachePolicyMiddleware, policy=CachePolicy(settings.cache))
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -253,7 +247,11 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             secret=OriginSecret(secrets_manager_string(settings.api.origin_verify_secret_id)),
             retry_after_seconds=settings.api.retry_after_seconds,
         )
-    app.add_middleware(AcceptHeaderMiddleware)
-    app.add_middleware(UnexpectedErrorMiddleware)
     metrics = RequestMetrics(app.state.provider_router) if settings.api.metrics else None
-    app.add_middleware(AccessLogMiddleware, metrics=metrics, budget=settings.budget)
+    app.add_middleware(
+        RequestMiddleware,
+        cache_policy=CachePolicy(settings.cache),
+        max_response_bytes=settings.api.max_response_bytes,
+        metrics=metrics,
+        budget=settings.budget,
+    )

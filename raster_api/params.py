@@ -9,10 +9,11 @@ JSON-valued parameters (`colormap`, `algorithm_params`) are parsed by `bounded_j
 are too large or too deeply nested before `json.loads` sees them (a deep one would raise `RecursionError`).
 """
 
+import inspect
 import json
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import attrs
 import morecantile
@@ -26,6 +27,7 @@ from rio_tiler.colormap import cmap as default_cmap
 from titiler.core.algorithm import BaseAlgorithm
 from titiler.core.algorithm import algorithms as default_algorithms
 from titiler.core.dependencies import (
+    DefaultDependency,
     HistogramParams,
     ImageRenderingParams,
     PartFeatureParams,
@@ -354,9 +356,10 @@ class SharedTileMatrixSets(TileMatrixSets):
 TILE_MATRIX_SETS = SharedTileMatrixSets(dict(morecantile.tms.tilematrixsets))
 
 
-def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
-    """The keyword arguments of `factory` (a titiler factory class) that take the dependencies above, the renderer
-    and the shared tile matrix sets."""
+def parameter_slots(settings: ApiSettings, factory: type, **given: Any) -> dict[str, Any]:
+    """The keyword arguments of `factory` (a titiler factory class) for its dependency slots: the dependencies above,
+    the renderer and the shared tile matrix sets, the caller's `given` ones, and the factory's defaults for the rest;
+    every parameter class among them parsed on the event loop (`parsed_in_loop`)."""
     preview, part, tile = _image_params(settings.max_image_size)
     slots: dict[str, Any] = {
         "process_dependency": process_dependency,
@@ -369,9 +372,34 @@ def parameter_slots(settings: ApiSettings, factory: type) -> dict[str, Any]:
         "tile_dependency": tile,
         "render_func": render_image,
         "supported_tms": TILE_MATRIX_SETS,
+        **given,
     }
     accepted = attrs.fields_dict(factory)
-    return {name: dependency for name, dependency in slots.items() if name in accepted}
+    for name, slot in accepted.items():
+        if name.endswith("_dependency") and name not in slots and isinstance(slot.default, type):
+            slots[name] = slot.default
+    return {
+        name: parsed_in_loop(value) if isinstance(value, type) and issubclass(value, DefaultDependency) else value
+        for name, value in slots.items()
+        if name in accepted
+    }
+
+
+def parsed_in_loop[Params: DefaultDependency](params: type[Params]) -> type[Params]:
+    """`params` (a titiler parameter class) as an `async` function of the same query parameters.
+
+    FastAPI runs a class dependency in its thread pool, since it cannot tell that `__init__` only parses: a thread hop
+    per class per request (six for a tile). As a coroutine function it runs on the event loop. FastAPI reads the
+    parameters from the signature, so the query names, validation and OpenAPI schema are the class's own, and the
+    endpoint receives an instance of the class as before. (Typed as the class for titiler's slots, which take one.)"""
+
+    async def parse(**values: Any) -> Params:
+        return params(**values)
+
+    parse.__signature__ = inspect.signature(params, eval_str=True)  # type: ignore[attr-defined]
+    parse.__name__ = parse.__qualname__ = params.__name__
+    parse.__doc__ = params.__doc__
+    return cast(type[Params], parse)
 
 
 def check_feature_areas(body: Any, max_features: int, max_vertices: int) -> None:

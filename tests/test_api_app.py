@@ -173,3 +173,38 @@ def test_a_wmts_layer_is_named_by_the_canonical_object(api_client, sample_urls):
     response = api_client.get("/cog/WMTSCapabilities.xml", params={"url": sample_urls[OWN_BUCKET]})
     assert response.status_code == 200
     assert f"<ows:Title>{sample_urls[OWN_BUCKET]}_WebMercatorQuad_default</ows:Title>".encode() in response.content
+
+
+def test_a_tile_hops_to_the_thread_pool_once_for_titilers_endpoint(api_client, sample_urls, monkeypatch):
+    """titiler's parameter classes are parsed on the event loop (`raster_api.params.parsed_in_loop`); only the
+    endpoint, which reads and renders, runs in the thread pool."""
+    import anyio.to_thread
+
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func, *args, **kwargs):
+        hops.append(getattr(func, "func", func).__name__)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    response = api_client.get(tile_path(), params={"url": sample_urls[OWN_BUCKET]})
+    assert response.status_code == 200
+    assert hops == ["_run_sync_endpoint"]
+
+
+def test_the_tile_route_takes_vanilla_titilers_query_parameters(api_app):
+    """The parameter classes parsed on the event loop keep their query names (ours add `provider` and the credentials `grant` and `access_token`)."""
+    from titiler.core.factory import TilerFactory
+
+    def query_names(app, path: str) -> set[str]:
+        operation = app.openapi()["paths"][path]["get"]
+        return {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+
+    from fastapi import FastAPI
+
+    vanilla = FastAPI()
+    vanilla.include_router(TilerFactory(router_prefix="/cog").router, prefix="/cog")
+    path = "/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}.{format}"
+    assert query_names(api_app, path) - query_names(vanilla, path) == {"provider", "grant", "access_token"}
+    assert query_names(vanilla, path) - query_names(api_app, path) == set()
