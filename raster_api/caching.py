@@ -10,7 +10,8 @@ the origin decides what may be shared. In order:
    are `no-store`; so is every method but GET/HEAD;
 4. 404 and the other 4xx get their own short TTLs; 2xx images the long one, other 2xx documents a shorter one.
 
-A `Cache-Control` the route set itself is kept (only rule 1 overrides it). Pure ASGI: bodies are streamed untouched.
+A `Cache-Control` the route set itself is kept (only rule 1 overrides it). Applied by
+`raster_api.middleware.RequestMiddleware` to every answer; bodies are streamed untouched.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from raster_api.grants import GRANT_PARAM
 from raster_api.reading import current_read_log
@@ -51,43 +52,20 @@ class CachePolicy:
             return self.settings.tiles if media_type.startswith("image/") else self.settings.metadata
         return None  # redirects and the like keep their own
 
+    def apply(self, scope: Scope, status: int, headers: MutableHeaders) -> None:
+        """Set `Cache-Control` on a response's start (`raster_api.middleware.RequestMiddleware`). The request's reads
+        are all known once the response starts (a tile is rendered before it is sent)."""
+        log = current_read_log()
+        restricted = (
+            log.restricted or any(not read.provider.is_public for read in log.snapshot()) or _carries_token(scope)
+        )
+        value = self.header(scope["method"], scope["path"], status, headers.get("content-type", ""), restricted)
+        if value is not None and (restricted or "cache-control" not in headers):
+            headers["Cache-Control"] = value
+
 
 def _carries_token(scope: Scope) -> bool:
     if any(name == b"authorization" for name, _ in scope.get("headers", [])):
         return True
     names = {name.lower() for name, _ in parse_qsl(scope.get("query_string", b"").decode("latin-1"), True)}
     return bool(names & {"access_token", GRANT_PARAM})
-
-
-@dataclass(frozen=True)
-class CachePolicyMiddleware:
-    app: ASGIApp
-    policy: CachePolicy
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_policy(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                # The request's reads are all known once the response starts (a tile is rendered before it is sent).
-                log = current_read_log()
-                restricted = (
-                    log.restricted
-                    or any(not read.provider.is_public for read in log.snapshot())
-                    or _carries_token(scope)
-                )
-                value = self.policy.header(
-                    scope["method"],
-                    scope["path"],
-                    message["status"],
-                    headers.get("content-type", ""),
-                    restricted,
-                )
-                if value is not None and (restricted or "cache-control" not in headers):
-                    headers["Cache-Control"] = value
-            await send(message)
-
-        await self.app(scope, receive, send_with_policy)

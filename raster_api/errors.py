@@ -313,7 +313,7 @@ def add_exception_handlers(
     """Register one handler for one merged table: titiler's and rio-tiler's input errors, ours, and the parts'
     (`extra_status_codes`, e.g. pgstac's). Bodies are `{"detail", "request_id"}`; `generic_details` replaces the
     message of errors that may carry connection details. No built-in exception is mapped: anything not in the table
-    is a bug, answered 500 by `raster_api.middleware.UnexpectedErrorMiddleware`."""
+    is a bug, answered 500 by `raster_api.middleware.RequestMiddleware`."""
     table = {**USER_INPUT_STATUS_CODES, **RASTER_API_STATUS_CODES, **(extra_status_codes or {})}
     generic = dict(generic_details or {})
 

@@ -20,9 +20,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from raster_api.budget import CostMeter
+from raster_api.caching import CachePolicy
 from raster_api.errors import error_response
 from raster_api.reading import ReadLog, read_log
 from raster_api.routing import ResolvedRead
@@ -70,11 +72,21 @@ def _route(scope: Scope) -> str:
 
 
 @dataclass(frozen=True)
-class AccessLogMiddleware:
-    """Log `{"request_id", "method", "route", "path", "query", "provider", "bucket", "key", "status", ...}`, and
-    hand the record and the request's reads to `metrics` (`raster_api.metrics`) when set."""
+class RequestMiddleware:
+    """The edge of every request, in one pure-ASGI layer with one `send` wrapper (a layer per job cost a coroutine per
+    message each: `python -m bench --only floor`, docs/performance.md):
+
+    - the access log: one JSON line per request, `{"request_id", "method", "route", "path", "query", "provider",
+      "bucket", "key", "status", ...}`, handed with the request's reads to `metrics` (`raster_api.metrics`) when set;
+      the request id is echoed in `x-request-id`;
+    - the error net: any exception the app raises before its response starts is a logged 500 with the generic body;
+    - `Accept` made parseable for titiler (`well_formed_accept`);
+    - the response size limit: a 413 in words instead of a body over `max_response_bytes`;
+    - `Cache-Control` by `raster_api.caching.CachePolicy`, on every answer including the 413 and the 500."""
 
     app: ASGIApp
+    cache_policy: CachePolicy
+    max_response_bytes: int
     metrics: Callable[[dict[str, Any], ReadLog], None] | None = None
     # Each request's budgets (`raster_api.budget`); the clock is injectable for tests.
     budget: BudgetSettings | None = None
@@ -88,25 +100,62 @@ class AccessLogMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         request_id = _request_id(scope)
         state["request_id"] = request_id
+        _make_accept_parseable(scope)
         response: dict[str, int] = {"status": 500, "bytes": 0}
+        started = refused = False
 
-        async def send_wrapper(message: Message) -> None:
+        async def send_out(message: Message) -> None:
             if message["type"] == "http.response.start":
                 response["status"] = message["status"]
-                MutableHeaders(scope=message)["x-request-id"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["x-request-id"] = request_id
+                self.cache_policy.apply(scope, message["status"], headers)
             elif message["type"] == "http.response.body":
                 response["bytes"] += len(message.get("body", b""))
             await send(message)
 
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started, refused
+            if message["type"] == "http.response.start":
+                started = True
+                if (too_large := self._refusal_of_size(scope, message)) is not None:
+                    refused = True
+                    await too_large(scope, receive, send_out)
+                    return
+            if not refused:
+                await send_out(message)
+
         with read_log(CostMeter(self.budget or BudgetSettings(), clock=self.clock)) as reads:
             try:
                 await self.app(scope, receive, send_wrapper)
+            except Exception as exc:  # the last line of defence: every known error is mapped by raster_api.errors
+                error_logger.error("unhandled %s on %s", type(exc).__name__, scope.get("path"), exc_info=exc)
+                if started:
+                    raise  # a body is on its way: nothing valid can be sent any more
+                answer = error_response(scope, 500, "internal server error", {"Cache-Control": "no-store"})
+                await answer(scope, receive, send_out)
             finally:
                 record = self._record(scope, state, reads.snapshot(), response, start)
                 record["budget"] = state.get("budget")
                 access_logger.info(json.dumps(record, separators=(",", ":")))
                 if self.metrics is not None:
                     self.metrics(record, reads)
+
+    def _refusal_of_size(self, scope: Scope, start: Message) -> JSONResponse | None:
+        """A 413 for a response whose `content-length` (titiler's responses carry one; after compression) is over the
+        limit, keeping its CORS headers; None for any other. Lambda returns at most 6 MB synchronously, and API Gateway
+        gets binary bodies base64-encoded (4/3 larger), so a bigger tile, preview or part would fail as an opaque 502
+        at the gateway; here the client learns what to change, and nothing is buffered."""
+        headers = MutableHeaders(scope=start)
+        length = headers.get("content-length")
+        if length is None or not length.isdigit() or int(length) <= self.max_response_bytes:
+            return None
+        detail = (
+            f"the response would be {length} bytes, more than the limit of {self.max_response_bytes} "
+            "(RASTER_API_MAX_RESPONSE_BYTES): ask for a smaller width/height/max_size or a compressed format"
+        )
+        cors = {name: value for name, value in headers.items() if name.startswith("access-control-") or name == "vary"}
+        return error_response(scope, 413, detail, cors)
 
     @staticmethod
     def _record(
@@ -142,85 +191,14 @@ def well_formed_accept(value: str) -> str:
     return ",".join(ranges)
 
 
-@dataclass(frozen=True)
-class AcceptHeaderMiddleware:
+def _make_accept_parseable(scope: Scope) -> None:
     """titiler negotiates formats from `Accept` itself and fails (a 500) on a parameter that is not `name=value`
-    (`text/html;foo`, `application/json;q`): such parameters are dropped here, so the library only ever receives
-    media ranges it can parse (RFC 9110 parameters are `name=value`; the media type itself is kept)."""
-
-    app: ASGIApp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = scope["headers"]
-            fixed = [
-                (name, well_formed_accept(value.decode("latin-1")).encode("latin-1") if name == b"accept" else value)
-                for name, value in headers
-            ]
-            if fixed != headers:
-                scope = {**scope, "headers": fixed}
-        await self.app(scope, receive, send)
-
-
-@dataclass(frozen=True)
-class UnexpectedErrorMiddleware:
-    """Any exception the app (or a middleware inside this one) raises becomes a logged 500 with a generic JSON body
-    and the request id, so no exception leaves the ASGI app and the client's connection stays usable."""
-
-    app: ASGIApp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:  # the last line of defence: every known error is mapped by raster_api.errors
-            error_logger.error("unhandled %s on %s", type(exc).__name__, scope.get("path"), exc_info=exc)
-            if started:
-                raise  # a body is on its way: nothing valid can be sent any more
-            answer = error_response(scope, 500, "internal server error", {"Cache-Control": "no-store"})
-            await answer(scope, receive, send)
-
-
-class ResponseSizeLimitMiddleware:
-    """Answers 413 instead of a body larger than `max_bytes`.
-
-    Lambda returns at most 6 MB synchronously, and API Gateway gets binary bodies base64-encoded (4/3 larger), so a
-    bigger tile, preview or part would fail as an opaque 502 at the gateway; here the client learns what to change.
-    Decided on the `content-length` of the response start (titiler's responses carry one), so nothing is buffered.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        refused = False
-
-        async def limited_send(message: Message) -> None:
-            nonlocal refused
-            if message["type"] == "http.response.start":
-                length = MutableHeaders(scope=message).get("content-length")
-                if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                    refused = True
-                    detail = (
-                        f"the response would be {length} bytes, more than the limit of {self.max_bytes} "
-                        "(RASTER_API_MAX_RESPONSE_BYTES): ask for a smaller width/height/max_size or a compressed format"
-                    )
-                    await error_response(scope, 413, detail)(scope, receive, send)
-                    return
-            if not refused:
-                await send(message)
-
-        await self.app(scope, receive, limited_send)
+    (`text/html;foo`, `application/json;q`): such parameters are dropped, so the library only ever receives media
+    ranges it can parse (RFC 9110 parameters are `name=value`; the media type itself is kept)."""
+    headers = scope["headers"]
+    fixed = [
+        (name, well_formed_accept(value.decode("latin-1")).encode("latin-1") if name == b"accept" else value)
+        for name, value in headers
+    ]
+    if fixed != headers:
+        scope["headers"] = fixed

@@ -296,6 +296,19 @@ def test_response_larger_than_lambda_can_return_is_413_naming_the_limit(api_clie
     assert small.status_code == 200
 
 
+def test_a_413_keeps_the_cors_headers_so_a_browser_can_read_it(api_env, monkeypatch, api_client_factory, sample_urls):
+    monkeypatch.setenv("RASTER_API_CORS_ORIGINS", "https://maps.example.org")
+    client = api_client_factory()
+    response = client.get(
+        "/cog/bbox/-120,34,-119,35/3000x3000.tif",
+        params={"url": sample_urls[OWN_BUCKET]},
+        headers={"Origin": "https://maps.example.org"},
+    )
+    assert response.status_code == 413
+    assert response.headers["access-control-allow-origin"] == "https://maps.example.org"
+    assert response.headers["access-control-expose-headers"] == "x-request-id"
+
+
 def test_algorithm_params_that_are_not_an_object_name_the_algorithm(api_client, sample_urls):
     params = {"url": sample_urls[OWN_BUCKET], "algorithm": "hillshade", "algorithm_params": "null"}
     response = api_client.get("/cog/preview.png", params=params)
