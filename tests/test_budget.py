@@ -173,12 +173,12 @@ def test_past_its_deadline_a_request_is_503_and_the_log_names_the_budget(api_env
     from fastapi.testclient import TestClient
 
     from raster_api.main import create_app
-    from raster_api.middleware import AccessLogMiddleware
+    from raster_api.middleware import RequestMiddleware
 
     readings = iter([0.0])
     app = create_app()
     for middleware in app.user_middleware:
-        if middleware.cls is AccessLogMiddleware:
+        if middleware.cls is RequestMiddleware:
             middleware.kwargs["clock"] = lambda: next(readings, 21.0)
     client = TestClient(app, raise_server_exceptions=False)
     with caplog.at_level(logging.INFO, logger="raster_api.access"):
@@ -338,3 +338,36 @@ def test_a_tile_buffer_widens_the_area_priced(layouts):
     # 0.25 degrees of a 2048 px degree: 512 px, read in 256 px blocks (one more for alignment); a 256 px buffer on a
     # 256 px tile triples the side read.
     assert (plain.source_pixels, buffered.source_pixels) == (768 * 768, 1792 * 1792)
+
+
+def test_the_window_and_transform_priced_are_rasterios():
+    """`budget` computes windows in plain affine arithmetic and keeps one PROJ transformer per pair of CRSs: the same
+    numbers as `rasterio.windows.from_bounds` and `rasterio.warp.transform_bounds`, and the same refusals."""
+    import random
+
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.errors import WindowError
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    from raster_api.budget import _transformed, _window
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        transform = Affine(rng.uniform(1e-4, 100), 0, rng.uniform(-1e6, 1e6), 0, -rng.uniform(1e-4, 100), 0)
+        left, bottom = rng.uniform(-1e6, 1e6), rng.uniform(-1e6, 1e6)
+        bounds = (left, bottom, left + rng.uniform(0, 1e5), bottom + rng.uniform(0, 1e5))
+        window = from_bounds(*bounds, transform=transform)
+        assert _window(bounds, transform) == pytest.approx(
+            (window.col_off, window.row_off, window.width, window.height), rel=1e-9, abs=1e-6
+        )
+    with pytest.raises(WindowError, match="inconsistent"):
+        _window((1, 0, 0, 1), Affine(1, 0, 0, 0, -1, 0))
+    for src, dst, bounds in [
+        ("EPSG:3857", "EPSG:4326", (-13358338.9, 4070118.9, -13319203.1, 4109254.7)),
+        ("EPSG:4326", "EPSG:32611", (-120.0, 34.0, -119.0, 35.0)),
+        ("EPSG:4326", "EPSG:3413", (-180.0, 60.0, 180.0, 90.0)),
+    ]:
+        expected = transform_bounds(CRS.from_string(src), CRS.from_string(dst), *bounds, densify_pts=21)
+        assert _transformed(bounds, CRS.from_string(src), CRS.from_string(dst)) == pytest.approx(expected, rel=1e-9)
