@@ -156,6 +156,7 @@ def _window(bounds: tuple[float, float, float, float], transform: Affine) -> tup
 
 @functools.lru_cache(maxsize=64)
 def _transformer(src: CRS, dst: CRS) -> pyproj.Transformer:
+    # Shared by every request thread: pyproj's Transformer is thread-safe (one PROJ object per thread, since 3.1).
     return pyproj.Transformer.from_crs(
         pyproj.CRS.from_wkt(src.to_wkt()), pyproj.CRS.from_wkt(dst.to_wkt()), always_xy=True
     )

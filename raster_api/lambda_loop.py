@@ -4,7 +4,7 @@ Mangum runs each event as `loop.run_until_complete(task)`, and anyio takes a tas
 its task tree: the worker threads it starts for sync endpoints and dependencies are stopped when that task ends. Under
 plain Mangum every invocation therefore started a new OS thread for the tile endpoint and ended it, and PROJ keeps its
 context per thread: the first coordinate transformation in each new thread rebuilt it (about 1 ms of a 10 ms tile,
-measured by `python -m bench --only floor`, docs/performance.md).
+measured by `python -m bench --only floor`, docs/benchmarking.md).
 
 Here the events run on one event loop, run by `asyncio.run` on a daemon thread for the life of the process: anyio
 takes that loop's main task for the root, so its worker threads, and PROJ's and GDAL's per-thread state in them, are

@@ -1,4 +1,5 @@
-"""One structured JSON access-log line per request, so we can always tell who read what.
+"""The edge of every request (`RequestMiddleware`): one structured JSON access-log line per request, so we can always
+tell who read what, the error net, the response size limit and the cache policy, in one layer.
 
 Pure ASGI (no `BaseHTTPMiddleware`, which would buffer tile bodies). The request id is API Gateway's when the request
 came through Mangum, else a generated one, and is echoed in `x-request-id`. The objects read come from the request's
@@ -74,7 +75,7 @@ def _route(scope: Scope) -> str:
 @dataclass(frozen=True)
 class RequestMiddleware:
     """The edge of every request, in one pure-ASGI layer with one `send` wrapper (a layer per job cost a coroutine per
-    message each: `python -m bench --only floor`, docs/performance.md):
+    message each: `python -m bench --only floor`, docs/benchmarking.md):
 
     - the access log: one JSON line per request, `{"request_id", "method", "route", "path", "query", "provider",
       "bucket", "key", "status", ...}`, handed with the request's reads to `metrics` (`raster_api.metrics`) when set;
