@@ -67,7 +67,7 @@ def _latency(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
 def _floor(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     from rasterio.session import AWSSession
 
-    from bench.floor import container_credentials, run_floor
+    from bench.floor import container_credentials, run_floor, run_floor_uvicorn
     from bench.inprocess import create_ours
     from bench.vanilla import create_vanilla_app
 
@@ -97,9 +97,19 @@ def _floor(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
                 url = bw.sample_urls[OWN_BUCKET]
                 profile = not sections
                 sections.append(run_floor(ours, vanilla, url, "own", gdal_path, raw_env, count, label, profile))
-    first, second = sections
-    first.rows += second.rows
-    first.data = {"snapstart": first.data, "on_demand": second.data}
+    # As the local stack serves it: uvicorn processes, the identity in AWS_* variables.
+    with patched_environ({**SAFE_ENV, **bw.api_env()}):
+        raw_env = {**create_ours().state.provider_router.gdal_config, "session": session, "AWS_REGION": "us-west-2"}
+    ours_env, vanilla_env = {**SAFE_ENV, **bw.api_env()}, {**SAFE_ENV, **bw.vanilla_env()}
+    served = {name: value for name, value in ours_env.items() if value is not None}
+    vanilla_served = {name: value for name, value in vanilla_env.items() if value is not None}
+    sections.append(
+        run_floor_uvicorn(served, vanilla_served, bw.sample_urls[OWN_BUCKET], "own", gdal_path, raw_env, count, workdir)
+    )
+    first = sections[0]
+    for other in sections[1:]:
+        first.rows += other.rows
+    first.data = {"snapstart": sections[0].data, "on_demand": sections[1].data, "uvicorn": sections[2].data}
     first.samples = {}
     return first
 
