@@ -97,15 +97,15 @@ def _floor(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
                 url = bw.sample_urls[OWN_BUCKET]
                 profile = not sections
                 sections.append(run_floor(ours, vanilla, url, "own", gdal_path, raw_env, count, label, profile))
-    # As the local stack serves it: uvicorn processes, the identity in AWS_* variables.
-    with patched_environ({**SAFE_ENV, **bw.api_env()}):
-        raw_env = {**create_ours().state.provider_router.gdal_config, "session": session, "AWS_REGION": "us-west-2"}
+    # As the local stack serves it: uvicorn processes with the identity in AWS_* variables, and raw rio-tiler in this
+    # process with the same variables (rasterio's own `Env()`s then cost it what they cost the servers).
     ours_env, vanilla_env = {**SAFE_ENV, **bw.api_env()}, {**SAFE_ENV, **bw.vanilla_env()}
-    served = {name: value for name, value in ours_env.items() if value is not None}
-    vanilla_served = {name: value for name, value in vanilla_env.items() if value is not None}
-    sections.append(
-        run_floor_uvicorn(served, vanilla_served, bw.sample_urls[OWN_BUCKET], "own", gdal_path, raw_env, count, workdir)
-    )
+    with patched_environ(ours_env):
+        raw_env = {**create_ours().state.provider_router.gdal_config, "session": session, "AWS_REGION": "us-west-2"}
+        served = {name: value for name, value in ours_env.items() if value is not None}
+        vanilla_served = {name: value for name, value in vanilla_env.items() if value is not None}
+        url = bw.sample_urls[OWN_BUCKET]
+        sections.append(run_floor_uvicorn(served, vanilla_served, url, "own", gdal_path, raw_env, count, workdir))
     first = sections[0]
     for other in sections[1:]:
         first.rows += other.rows
