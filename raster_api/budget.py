@@ -155,19 +155,26 @@ def _window(bounds: tuple[float, float, float, float], transform: Affine) -> tup
 
 
 @functools.lru_cache(maxsize=64)
-def _transformer(src: CRS, dst: CRS) -> pyproj.Transformer:
-    # Shared by every request thread: pyproj's Transformer is thread-safe (one PROJ object per thread, since 3.1).
-    return pyproj.Transformer.from_crs(
-        pyproj.CRS.from_wkt(src.to_wkt()), pyproj.CRS.from_wkt(dst.to_wkt()), always_xy=True
-    )
+def _transformer(src: CRS, dst: CRS) -> pyproj.Transformer | None:
+    """One transformer per pair of CRSs, shared by every request thread (pyproj's Transformer is thread-safe: one PROJ
+    object per thread, since 3.1); None, remembered too, for a pair PROJ cannot transform (Mars to Earth)."""
+    try:
+        return pyproj.Transformer.from_crs(
+            pyproj.CRS.from_wkt(src.to_wkt()), pyproj.CRS.from_wkt(dst.to_wkt()), always_xy=True
+        )
+    except pyproj.exceptions.ProjError:
+        return None
 
 
 def _transformed(bounds: tuple[float, float, float, float], src: CRS, dst: CRS) -> tuple[float, float, float, float]:
     """`rasterio.warp.transform_bounds(src, dst, *bounds, densify_pts=21)` with a PROJ transformer made once per pair
     of CRSs (rasterio makes one per call: half a millisecond, on every tile). A pair PROJ cannot transform goes to
     rasterio, whose errors the reader answers with a 400 naming both CRSs."""
+    transformer = _transformer(src, dst)
+    if transformer is None:
+        return transform_bounds(src, dst, *bounds, densify_pts=21)
     try:
-        return _transformer(src, dst).transform_bounds(*bounds, densify_pts=21)  # type: ignore[no-any-return]
+        return transformer.transform_bounds(*bounds, densify_pts=21)  # type: ignore[no-any-return]
     except pyproj.exceptions.ProjError:
         return transform_bounds(src, dst, *bounds, densify_pts=21)
 

@@ -11,7 +11,8 @@ the origin decides what may be shared. In order:
 4. 404 and the other 4xx get their own short TTLs; 2xx images the long one, other 2xx documents a shorter one.
 
 A `Cache-Control` the route set itself is kept (only rule 1 overrides it). Applied by
-`raster_api.middleware.RequestMiddleware` to every answer; bodies are streamed untouched.
+`raster_api.middleware.RequestMiddleware` to every answer, CORS preflights included (`no-store`: not a GET); bodies
+are streamed untouched.
 """
 
 from __future__ import annotations

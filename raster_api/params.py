@@ -12,6 +12,7 @@ are too large or too deeply nested before `json.loads` sees them (a deep one wou
 import inspect
 import json
 import math
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
 
@@ -386,20 +387,30 @@ def parameter_slots(settings: ApiSettings, factory: type, **given: Any) -> dict[
 
 
 def parsed_in_loop[Params: DefaultDependency](params: type[Params]) -> type[Params]:
-    """`params` (a titiler parameter class) as an `async` function of the same query parameters.
+    """`params` (a titiler parameter class) as a function FastAPI runs on the event loop.
 
     FastAPI runs a class dependency in its thread pool, since it cannot tell that `__init__` only parses: a thread hop
-    per class per request (six for a tile). As a coroutine function it runs on the event loop. FastAPI reads the
-    parameters from the signature, so the query names, validation and OpenAPI schema are the class's own, and the
-    endpoint receives an instance of the class as before. (Typed as the class for titiler's slots, which take one.)"""
+    per class per request (six for a tile). The stand-in is a plain function that FastAPI takes for a coroutine
+    function (`inspect.markcoroutinefunction`): it parses at once, on the loop, and returns an instance of the class
+    that is awaitable to itself. So FastAPI's `await` and titiler's direct calls (`check_query_params`, which decides
+    whether a WMTS layer's or a render's query is valid by building the classes) both get the instance, and both see
+    the class's refusals. FastAPI reads the parameters from the signature: the query names, validation and OpenAPI
+    schema are the class's own. (Typed as the class for titiler's slots, which take one.)"""
+    awaitable = type(params.__name__, (params,), {"__await__": _itself, "__doc__": params.__doc__})
 
-    async def parse(**values: Any) -> Params:
-        return params(**values)
+    def parse(**values: Any) -> Params:
+        return cast(Params, awaitable(**values))
 
     parse.__signature__ = inspect.signature(params, eval_str=True)  # type: ignore[attr-defined]
     parse.__name__ = parse.__qualname__ = params.__name__
     parse.__doc__ = params.__doc__
-    return cast(type[Params], parse)
+    return cast(type[Params], inspect.markcoroutinefunction(parse))
+
+
+def _itself(instance: Any) -> Generator[None, None, Any]:
+    """`await instance` is the instance."""
+    yield from ()
+    return instance
 
 
 def check_feature_areas(body: Any, max_features: int, max_vertices: int) -> None:

@@ -175,6 +175,18 @@ def test_a_wmts_layer_is_named_by_the_canonical_object(api_client, sample_urls):
     assert f"<ows:Title>{sample_urls[OWN_BUCKET]}_WebMercatorQuad_default</ows:Title>".encode() in response.content
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # e.g. "coroutine ... was never awaited"
+@pytest.mark.parametrize("query", [{"rescale": "5,1"}, {"color_formula": "gamma r 0.0000001"}])
+def test_a_wmts_document_whose_layer_query_is_invalid_is_400(api_client, sample_urls, query):
+    """titiler validates the layer's query by building the parameter classes itself (`check_query_params`): the
+    classes parsed on the event loop (`parsed_in_loop`) still refuse it there, so no document lists broken tiles."""
+    response = api_client.get("/cog/WMTSCapabilities.xml", params={"url": sample_urls[OWN_BUCKET], **query})
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "Could not find any valid layers in metadata or construct one from Query Parameters."
+    )
+
+
 def test_a_tile_hops_to_the_thread_pool_once_for_titilers_endpoint(api_client, sample_urls, monkeypatch):
     """titiler's parameter classes are parsed on the event loop (`raster_api.params.parsed_in_loop`); only the
     endpoint, which reads and renders, runs in the thread pool."""
