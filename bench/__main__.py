@@ -70,6 +70,7 @@ def _floor(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     from bench.floor import container_credentials, run_floor, run_floor_uvicorn
     from bench.inprocess import create_ours
     from bench.vanilla import create_vanilla_app
+    from raster_api.gdal import gdal_config
 
     own = bw.lambda_keys
     session = AWSSession(
@@ -101,7 +102,7 @@ def _floor(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     # process with the same variables (rasterio's own `Env()`s then cost it what they cost the servers).
     ours_env, vanilla_env = {**SAFE_ENV, **bw.api_env()}, {**SAFE_ENV, **bw.vanilla_env()}
     with patched_environ(ours_env):
-        raw_env = {**create_ours().state.provider_router.gdal_config, "session": session, "AWS_REGION": "us-west-2"}
+        raw_env = {**gdal_config(), "session": session, "AWS_REGION": "us-west-2"}  # the servers' GDAL settings
         served = {name: value for name, value in ours_env.items() if value is not None}
         vanilla_served = {name: value for name, value in vanilla_env.items() if value is not None}
         url = bw.sample_urls[OWN_BUCKET]

@@ -170,13 +170,12 @@ def _transformed(bounds: tuple[float, float, float, float], src: CRS, dst: CRS) 
     """`rasterio.warp.transform_bounds(src, dst, *bounds, densify_pts=21)` with a PROJ transformer made once per pair
     of CRSs (rasterio makes one per call: half a millisecond, on every tile). A pair PROJ cannot transform goes to
     rasterio, whose errors the reader answers with a 400 naming both CRSs."""
-    transformer = _transformer(src, dst)
-    if transformer is None:
-        return transform_bounds(src, dst, *bounds, densify_pts=21)
-    try:
-        return transformer.transform_bounds(*bounds, densify_pts=21)  # type: ignore[no-any-return]
-    except pyproj.exceptions.ProjError:
-        return transform_bounds(src, dst, *bounds, densify_pts=21)
+    if (transformer := _transformer(src, dst)) is not None:
+        try:
+            return transformer.transform_bounds(*bounds, densify_pts=21)  # type: ignore[no-any-return]
+        except pyproj.exceptions.ProjError:
+            pass
+    return transform_bounds(src, dst, *bounds, densify_pts=21)
 
 
 def estimate_point(dataset: Any, indexes: list[int] | None = None) -> ReadCost:

@@ -9,8 +9,8 @@ measured by `python -m bench --only floor`, docs/benchmarking.md).
 Here the events run on one event loop, run by `asyncio.run` on a daemon thread for the life of the process: anyio
 takes that loop's main task for the root, so its worker threads, and PROJ's and GDAL's per-thread state in them, are
 reused from one invocation to the next. (anyio's own blocking portal would do the same, at 0.6 ms per call against
-0.1 ms here.) A daemon thread
-never keeps the process from exiting; with SnapStart it is part of the snapshot like the rest of the process.
+0.1 ms here.) A daemon thread never keeps the process from exiting; with SnapStart it is part of the snapshot like
+the rest of the process.
 """
 
 from __future__ import annotations

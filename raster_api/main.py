@@ -32,9 +32,7 @@ from raster_api.edge import OriginSecret, OriginVerifyMiddleware, PublicHostMidd
 from raster_api.errors import add_exception_handlers
 from raster_api.grants import GrantSigner, grant_keys
 from raster_api.metrics import RequestMetrics
-from raster_api.middleware import (
-    RequestMiddleware,
-)
+from raster_api.middleware import RequestMiddleware
 from raster_api.params import TILE_MATRIX_SETS, parameter_slots
 from raster_api.reading import ProviderReader
 from raster_api.routing import ProviderRouter
