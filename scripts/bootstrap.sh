@@ -39,7 +39,7 @@ PY312=$(find_python312) || { log "Python 3.12 not found (looked under /root/.pye
 if [ "$("$PY312" -m uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]; then
   step "uv $UV_VERSION installed into $PY312" "$PY312" -m pip install -q "uv==$UV_VERSION"
 fi
-extras=(api rotator test)
+extras=(api md rotator test)
 # --run-only leaves the CDK extra alone (installed or not) instead of removing it.
 sync_mode=(--inexact)
 $run_only || { extras+=(infra); sync_mode=(); }

@@ -1,0 +1,121 @@
+"""SPIKE (issue 26, not wired to any route): reading NetCDF-4/HDF5 objects with a provider's credentials, and only the
+canonical object.
+
+- `object_store(read, router)`: an obstore `S3Store` bound to the object's bucket, signing with the provider's
+  cached credentials through a credential provider (so nothing is inferred from the environment: obstore would
+  otherwise take the Lambda's own `AWS_*` keys), or unsigned for an `unsigned` provider.
+- `open_hdf5(read, router)`: an h5py file over a range-reading file object of that one key, after
+  `refuse_outside_references` checked it names nothing outside itself: HDF5 resolves external links, virtual datasets
+  and external raw storage against the *local* filesystem when the file is a Python file object (a crafted file could
+  name `/proc/self/environ`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import h5py
+import obstore
+from obstore.store import S3Store
+
+from raster_api.errors import RasterApiError
+from raster_api.routing import ProviderRouter, ResolvedRead
+
+
+class OutsideReference(RasterApiError):
+    """A file that names data outside itself (400)."""
+
+
+def object_store(read: ResolvedRead, router: ProviderRouter) -> S3Store:
+    provider = read.provider
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    config: dict[str, Any] = {"region": provider.region}
+    if endpoint:
+        config.update(endpoint=endpoint, virtual_hosted_style_request=False)
+    if provider.requester_pays:
+        config["request_payer"] = True
+    client_options: dict[str, Any] = {"allow_http": bool(endpoint and endpoint.startswith("http://"))}
+    if router.credentials(provider) is None:
+        return S3Store(read.location.bucket, config={**config, "skip_signature": True}, client_options=client_options)
+
+    def credentials() -> dict[str, Any]:
+        keys = router.credentials(provider)
+        if keys is None:  # the provider turned unsigned: refuse rather than sign with anything else
+            raise PermissionError(f"provider {provider.name!r} has no credentials")
+        # obstore keeps a credential until `expires_at`; a short horizon makes it ask the cache (not Secrets Manager)
+        # again soon, so a rotation reaches this store like it reaches GDAL.
+        horizon = datetime.now(UTC) + timedelta(minutes=5)
+        return {
+            "access_key_id": keys.access_key_id,
+            "secret_access_key": keys.secret_access_key,
+            "token": keys.session_token,
+            "expires_at": min(horizon, keys.expiration) if keys.expiration else horizon,
+        }
+
+    return S3Store(read.location.bucket, config=config, client_options=client_options, credential_provider=credentials)
+
+
+def refuse_outside_references(h5: h5py.File, read: ResolvedRead) -> None:
+    """A 400 naming the first external link, virtual dataset or external storage in `h5` (found without following
+    any link: h5py visits the links themselves)."""
+
+    def outside(name: str, link: Any) -> str | None:
+        # A non-None answer stops h5py's visit (an exception raised inside its C callback would not come out whole).
+        if isinstance(link, h5py.ExternalLink):
+            return f"links {name!r} to {link.filename!r}"
+        if isinstance(link, h5py.HardLink):
+            obj = h5.get(name)
+            if isinstance(obj, h5py.Dataset) and obj.is_virtual:
+                return f"has {name!r}, a virtual dataset (it reads other files)"
+            if isinstance(obj, h5py.Dataset) and obj.external:
+                return f"keeps the data of {name!r} in an external file"
+        return None
+
+    if (found := h5.visititems_links(outside)) is not None:
+        raise OutsideReference(
+            f"{read.url} (provider {read.provider.name!r}) {found}: files that name data outside themselves are not read"
+        )
+
+
+class _ObjectFile(io.RawIOBase):
+    """obstore's buffered reader as the binary file object h5py's `fileobj` driver reads (it wants `bytes`)."""
+
+    def __init__(self, reader: Any) -> None:
+        super().__init__()
+        self._reader = reader
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return int(self._reader.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._reader.tell())
+
+    def readinto(self, buffer: Any) -> int:
+        data = memoryview(self._reader.read(len(buffer)))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def open_hdf5(read: ResolvedRead, router: ProviderRouter) -> h5py.File:
+    store = object_store(read, router)
+    key = read.location.key
+    # Only the object's own key is ever requested, and only with ranged GETs (the permission s3:GetObject covers, as
+    # GDAL reads): the size comes from a first ranged GET rather than the HEAD `open_reader` would make.
+    size = obstore.get(store, key, options={"range": (0, 1)}).meta["size"]
+    reader = _ObjectFile(obstore.open_reader(store, key, size=size))
+    h5 = h5py.File(reader, "r")
+    try:
+        refuse_outside_references(h5, read)
+    except BaseException:
+        h5.close()
+        raise
+    return h5

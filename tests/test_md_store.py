@@ -1,0 +1,105 @@
+"""SPIKE (issue 26): NetCDF-4/HDF5 objects read through a provider's credentials (obstore), checked on the wire."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import urlsplit
+
+import h5py
+import numpy as np
+import pytest
+import xarray
+
+from local_stack.aws_world import DAAC_A_BUCKET, OWN_BUCKET
+
+
+@pytest.fixture
+def router(aws_world, api_env, provider_secrets):
+    from raster_api.routing import ProviderRouter
+    from raster_api.settings import Settings
+
+    return ProviderRouter.from_settings(Settings())
+
+
+def _netcdf(values: np.ndarray) -> bytes:
+    ds = xarray.Dataset(
+        {"sst": (("time", "lat", "lon"), values, {"units": "K"})},
+        coords={
+            "time": [0, 1],
+            "lat": np.linspace(34.9, 34.1, values.shape[1]),
+            "lon": np.linspace(-120, -119, values.shape[2]),
+        },
+    )
+    return bytes(ds.to_netcdf(engine="h5netcdf"))
+
+
+def _with_external_link(target: str) -> bytes:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        h5["data"] = np.arange(4)
+        h5["leak"] = h5py.ExternalLink(target, "/")
+    return buffer.getvalue()
+
+
+def test_a_netcdf_in_a_daac_bucket_is_read_with_that_daacs_keys_and_only_its_key(aws_world, router, daac_keys):
+    from raster_api.md_store import open_hdf5
+
+    values = np.arange(2 * 4 * 5, dtype="float32").reshape(2, 4, 5)
+    aws_world.put_object(DAAC_A_BUCKET, "md/sst.nc", _netcdf(values))
+    read = router_read(router, f"s3://{DAAC_A_BUCKET}/md/sst.nc")
+    with aws_world.recording.capture() as wire:
+        with open_hdf5(read, router) as h5:
+            got = h5["sst"][...]
+    np.testing.assert_array_equal(got, values)
+    s3 = wire.s3_requests()
+    assert s3, "the store read nothing"
+    assert {urlsplit(r.url).path for r in s3} == {f"/{DAAC_A_BUCKET}/md/sst.nc"}
+    assert {r.access_key_id for r in s3} == {daac_keys["daac-a"].access_key_id}
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", f"s3://{OWN_BUCKET}/cogs/sample.tif", "other.nc"])
+def test_a_file_linking_outside_itself_is_refused_before_the_link_is_followed(aws_world, router, target):
+    from raster_api.md_store import OutsideReference, open_hdf5
+
+    aws_world.put_object(DAAC_A_BUCKET, "md/linked.nc", _with_external_link(target))
+    read = router_read(router, f"s3://{DAAC_A_BUCKET}/md/linked.nc")
+    with aws_world.recording.capture() as wire:
+        with pytest.raises(OutsideReference, match="links 'leak' to"):
+            open_hdf5(read, router)
+    assert {urlsplit(r.url).path for r in wire.s3_requests()} == {f"/{DAAC_A_BUCKET}/md/linked.nc"}
+
+
+def router_read(router, url: str):
+    from raster_api.routing import ResolvedRead
+
+    location = router.parse_url(url)
+    return ResolvedRead(router.check_access(None, location.bucket), location)
+
+
+def _with_virtual_dataset() -> bytes:
+    buffer = io.BytesIO()
+    layout = h5py.VirtualLayout(shape=(4,), dtype="i8")
+    layout[:] = h5py.VirtualSource("/proc/self/environ", "data", shape=(4,))
+    with h5py.File(buffer, "w") as h5:
+        h5.create_virtual_dataset("data", layout)
+    return buffer.getvalue()
+
+
+def _with_external_storage() -> bytes:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        h5.create_dataset("data", shape=(4,), dtype="u1", external=[("/proc/self/environ", 0, 4)])
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [(_with_virtual_dataset, "a virtual dataset"), (_with_external_storage, "in an external file")],
+)
+def test_virtual_datasets_and_external_storage_are_refused(aws_world, router, make, said):
+    from raster_api.md_store import OutsideReference, open_hdf5
+
+    aws_world.put_object(DAAC_A_BUCKET, "md/outside.nc", make())
+    read = router_read(router, f"s3://{DAAC_A_BUCKET}/md/outside.nc")
+    with pytest.raises(OutsideReference, match=said):
+        open_hdf5(read, router)
