@@ -106,16 +106,18 @@ class _ObjectFile(io.RawIOBase):
 
 
 def open_hdf5(read: ResolvedRead, router: ProviderRouter) -> h5py.File:
+    return h5py.File(open_hdf5_file(read, router), "r")
+
+
+def open_hdf5_file(read: ResolvedRead, router: ProviderRouter) -> _ObjectFile:
+    """The object as a file, once checked to name nothing outside itself (HDF5 readers such as h5netcdf open it)."""
     store = object_store(read, router)
     key = read.location.key
     # Only the object's own key is ever requested, and only with ranged GETs (the permission s3:GetObject covers, as
     # GDAL reads): the size comes from a first ranged GET rather than the HEAD `open_reader` would make.
     size = obstore.get(store, key, options={"range": (0, 1)}).meta["size"]
-    reader = _ObjectFile(obstore.open_reader(store, key, size=size))
-    h5 = h5py.File(reader, "r")
-    try:
+    file = _ObjectFile(obstore.open_reader(store, key, size=size))
+    with h5py.File(file, "r") as h5:
         refuse_outside_references(h5, read)
-    except BaseException:
-        h5.close()
-        raise
-    return h5
+    file.seek(0)
+    return file

@@ -103,3 +103,34 @@ def test_virtual_datasets_and_external_storage_are_refused(aws_world, router, ma
     read = router_read(router, f"s3://{DAAC_A_BUCKET}/md/outside.nc")
     with pytest.raises(OutsideReference, match=said):
         open_hdf5(read, router)
+
+
+@pytest.fixture
+def md_client(api_env):
+    from fastapi.testclient import TestClient
+
+    from raster_api.main import create_app
+    from raster_api.md import add_md_routes
+
+    app = create_app()
+    add_md_routes(app)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_md_info_and_a_tile_read_the_daacs_netcdf(aws_world, md_client, caplog):
+    values = np.arange(2 * 4 * 5, dtype="float32").reshape(2, 4, 5)
+    aws_world.put_object(DAAC_A_BUCKET, "md/route.nc", _netcdf(values))
+    url = f"s3://{DAAC_A_BUCKET}/md/route.nc"
+    info = md_client.get("/md/info", params={"url": url, "variable": "sst", "sel": "time=1"})
+    assert info.status_code == 200, info.text
+    assert info.json()["width"] == 5
+    assert info.json()["height"] == 4
+    tile = md_client.get(
+        "/md/tiles/WebMercatorQuad/8/42/101.png",
+        params={"url": url, "variable": "sst", "sel": "time=1", "rescale": "0,40"},
+    )
+    assert tile.status_code == 200, tile.text
+    refused = md_client.get("/md/info", params={"url": url, "variable": "sst", "provider": "own"})
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["detail"] == "provider 'own' does not serve bucket 'daac-a-protected'"

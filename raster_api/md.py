@@ -1,0 +1,59 @@
+"""SPIKE (issue 26): `/md/` routes from titiler.xarray's factory, read through the provider-read seam.
+
+The path dependency is the COG routes' (`DatasetPath`: the URL resolved to its canonical object and the provider that
+owns the bucket; `?provider=` can only refuse). The reader opens that one object with the provider's credentials
+(`raster_api.md_store`) and records the read in the request's read log, so the access log names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import attr
+import xarray
+from fastapi import Depends, FastAPI
+from titiler.xarray.dependencies import XarrayParams
+from titiler.xarray.factory import TilerFactory as XarrayTilerFactory
+from titiler.xarray.io import Reader as XarrayFileReader
+
+from raster_api.dependencies import DatasetPath, read_scope
+from raster_api.md_store import open_hdf5_file
+from raster_api.reading import ReadScope
+from raster_api.routing import ResolvedRead
+
+
+@dataclass
+class MdReaderParams(XarrayParams):
+    """titiler.xarray's reader parameters (`variable`, `sel`, `group`, `decode_times`) and the request's read scope."""
+
+    scope: Annotated[ReadScope, Depends(read_scope)] = field(kw_only=True)
+
+
+@attr.s
+class ProviderXarrayReader(XarrayFileReader):
+    """titiler.xarray's reader, opening the resolved object through the provider-read seam."""
+
+    scope: ReadScope = attr.ib(kw_only=True, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self.opener = self._open
+        super().__attrs_post_init__()
+
+    def _open(self, src_path: ResolvedRead, group: str | None = None, decode_times: bool = True, **_: Any) -> Any:
+        if not isinstance(src_path, ResolvedRead):
+            raise TypeError("ProviderXarrayReader reads a ResolvedRead (ReadScope.resolve), not a raw URL")
+        self.scope.log.add(src_path)
+        self.scope.log.meter.check_deadline()
+        file = open_hdf5_file(src_path, self.scope.router)
+        return xarray.open_dataset(file, engine="h5netcdf", group=group, decode_times=decode_times)
+
+
+def add_md_routes(app: FastAPI) -> None:
+    md = XarrayTilerFactory(
+        router_prefix="/md",
+        reader=ProviderXarrayReader,
+        path_dependency=DatasetPath,
+        reader_dependency=MdReaderParams,
+    )
+    app.include_router(md.router, prefix="/md", tags=["NetCDF, HDF5 and Zarr"])
