@@ -134,3 +134,57 @@ def test_md_info_and_a_tile_read_the_daacs_netcdf(aws_world, md_client, caplog):
     refused = md_client.get("/md/info", params={"url": url, "variable": "sst", "provider": "own"})
     assert refused.status_code == 403, refused.text
     assert refused.json()["detail"] == "provider 'own' does not serve bucket 'daac-a-protected'"
+
+
+@pytest.mark.parametrize(
+    ("key", "sent"),
+    [
+        ("../../../own-data/cogs/sample.tif", None),  # refused by obstore before any request
+        ("a/./b", None),
+        ("a//b", None),
+        ("..%2F..%2Fown-data%2Fcogs%2Fsample.tif", "/daac-a-protected/..%252F..%252Fown-data%252Fcogs%252Fsample.tif"),
+    ],
+)
+def test_what_obstore_sends_for_a_key_a_crafted_zarr_could_name(aws_world, router, key, sent):
+    """FINDING for issue 26: dot segments and empty segments are refused before any request, and a percent-encoded
+    one stays a literal key in the same bucket. But S3Store's `prefix=` is NOT applied to `obstore.get` paths here
+    (a key `abs` was sent as `/daac-a-protected/abs`): a Zarr store must prefix and check its keys itself."""
+    import obstore
+
+    from raster_api.md_store import object_store
+
+    read = router_read(router, f"s3://{DAAC_A_BUCKET}/md/store.zarr")
+    store = object_store(read, router)
+    with aws_world.recording.capture() as wire:
+        with pytest.raises((ValueError, FileNotFoundError)):
+            obstore.get(store, key)
+    paths = [urlsplit(r.url).path for r in wire.s3_requests()]
+    assert paths == ([] if sent is None else [sent])
+
+
+def test_md_point_decodes_scale_offset_and_fill_value(aws_world, md_client):
+    packed = np.array([[[10, 20], [30, -999]], [[40, 50], [60, 70]]], dtype="int16")
+    ds = xarray.Dataset(
+        {"sst": (("time", "lat", "lon"), packed)},
+        coords={"time": [0, 1], "lat": [34.75, 34.25], "lon": [-119.75, -119.25]},
+    )
+    ds["sst"].encoding.update(
+        {"scale_factor": 0.5, "add_offset": 270.0, "_FillValue": np.int16(-999), "dtype": "int16"}
+    )
+    ds["sst"].attrs["units"] = "K"
+    # Written undecoded: the file holds the packed integers and the attributes, as a DAAC's file does.
+    raw = ds.copy()
+    raw["sst"] = raw["sst"].astype("float32") * 0.5 + 270.0
+    raw["sst"] = raw["sst"].where(packed != -999)
+    raw["sst"].encoding.update(
+        {"scale_factor": 0.5, "add_offset": 270.0, "_FillValue": np.int16(-999), "dtype": "int16"}
+    )
+    aws_world.put_object(DAAC_A_BUCKET, "md/packed.nc", bytes(raw.to_netcdf(engine="h5netcdf")))
+    url = f"s3://{DAAC_A_BUCKET}/md/packed.nc"
+    answers = {}
+    for name, (lon, lat) in {"nw": (-119.75, 34.75), "se": (-119.25, 34.25)}.items():
+        answers[name] = md_client.get(f"/md/point/{lon},{lat}", params={"url": url, "variable": "sst", "sel": "time=0"})
+    assert answers["nw"].status_code == 200, answers["nw"].text
+    assert answers["nw"].json()["values"] == [275.0]  # 10 * 0.5 + 270
+    assert answers["se"].status_code == 200
+    assert answers["se"].json()["values"] == [None]  # the _FillValue is no data
