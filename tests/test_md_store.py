@@ -188,3 +188,20 @@ def test_md_point_decodes_scale_offset_and_fill_value(aws_world, md_client):
     assert answers["nw"].json()["values"] == [275.0]  # 10 * 0.5 + 270
     assert answers["se"].status_code == 200
     assert answers["se"].json()["values"] == [None]  # the _FillValue is no data
+
+
+def test_md_errors_today(aws_world, md_client, sample_urls, caplog):
+    """FINDING for issue 26 (what the spike answers before any mapping): printed, not asserted."""
+    values = np.zeros((2, 4, 5), dtype="float32")
+    aws_world.put_object(DAAC_A_BUCKET, "md/errors.nc", _netcdf(values))
+    cases = {
+        "missing variable": {"url": f"s3://{DAAC_A_BUCKET}/md/errors.nc", "variable": "nope"},
+        "missing object": {"url": f"s3://{DAAC_A_BUCKET}/md/missing.nc", "variable": "sst"},
+        "not HDF5": {"url": sample_urls[DAAC_A_BUCKET], "variable": "sst"},
+        "bad sel": {"url": f"s3://{DAAC_A_BUCKET}/md/errors.nc", "variable": "sst", "sel": "time=99"},
+        "traversal": {"url": f"s3://{DAAC_A_BUCKET}/md/../../own-data/x.nc", "variable": "sst"},
+    }
+    for name, params in cases.items():
+        answer = md_client.get("/md/info", params=params)
+        print("CASE", name, answer.status_code, answer.text[:160])
+    print("LOGS", [r.getMessage() for r in caplog.records if r.name == "raster_api.errors"])
