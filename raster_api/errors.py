@@ -132,6 +132,14 @@ class BadBandSelection(RasterApiError):
     """`bidx`, `expression` or `nodata` do not fit the dataset (bands it lacks, a nodata its type cannot hold)."""
 
 
+class OutsideReference(RasterApiError):
+    """A file that names data outside itself: an HDF5 external link, virtual dataset or external storage (400)."""
+
+
+class VariableSelection(RasterApiError):
+    """A variable or a `sel` a NetCDF/HDF5/Zarr file does not have (400)."""
+
+
 class NoPixel(RasterApiError):
     """The requested area maps to no pixel of the dataset (GDAL refuses the window)."""
 
@@ -157,6 +165,8 @@ RASTER_API_STATUS_CODES: dict[type[Exception], int] = {
     UpstreamReadError: status.HTTP_502_BAD_GATEWAY,
     NoPixel: status.HTTP_400_BAD_REQUEST,
     BadBandSelection: status.HTTP_400_BAD_REQUEST,
+    OutsideReference: status.HTTP_400_BAD_REQUEST,
+    VariableSelection: status.HTTP_400_BAD_REQUEST,
 }
 
 # rio-tiler and morecantile errors caused by request parameters: 4xx, never titiler's generic 500.

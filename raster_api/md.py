@@ -18,6 +18,7 @@ from titiler.xarray.factory import TilerFactory as XarrayTilerFactory
 from titiler.xarray.io import Reader as XarrayFileReader
 
 from raster_api.dependencies import DatasetPath, read_scope
+from raster_api.errors import VariableSelection
 from raster_api.md_store import open_hdf5_file
 from raster_api.reading import ReadScope
 from raster_api.routing import ResolvedRead
@@ -38,7 +39,22 @@ class ProviderXarrayReader(XarrayFileReader):
 
     def __attrs_post_init__(self) -> None:
         self.opener = self._open
-        super().__attrs_post_init__()
+        try:
+            super().__attrs_post_init__()
+        except KeyError as exc:
+            # titiler.xarray's get_variable: a variable the file lacks, or a `sel` value no coordinate has.
+            raise self._selection_error(exc) from None
+
+    def _selection_error(self, exc: KeyError) -> VariableSelection:
+        ds = getattr(self, "ds", None)
+        names = sorted(map(str, ds.data_vars)) if ds is not None else []
+        read = self.src_path
+        if ds is not None and self.variable not in ds.data_vars:
+            return VariableSelection(
+                f"variable {self.variable!r} is not in {read} (provider {read.provider.name!r}); it has: "
+                f"{', '.join(names[:20]) or 'none'}"
+            )
+        return VariableSelection(f"sel {self.sel!r} selects nothing in {read}: {str(exc)[:120]}")
 
     def _open(self, src_path: ResolvedRead, group: str | None = None, decode_times: bool = True, **_: Any) -> Any:
         if not isinstance(src_path, ResolvedRead):

@@ -21,12 +21,8 @@ import h5py
 import obstore
 from obstore.store import S3Store
 
-from raster_api.errors import RasterApiError
+from raster_api.errors import AccessRefused, NotARaster, ObjectNotFound, OutsideReference
 from raster_api.routing import ProviderRouter, ResolvedRead
-
-
-class OutsideReference(RasterApiError):
-    """A file that names data outside itself (400)."""
 
 
 def object_store(read: ResolvedRead, router: ProviderRouter) -> S3Store:
@@ -115,9 +111,21 @@ def open_hdf5_file(read: ResolvedRead, router: ProviderRouter) -> _ObjectFile:
     key = read.location.key
     # Only the object's own key is ever requested, and only with ranged GETs (the permission s3:GetObject covers, as
     # GDAL reads): the size comes from a first ranged GET rather than the HEAD `open_reader` would make.
-    size = obstore.get(store, key, options={"range": (0, 1)}).meta["size"]
+    provider = read.provider.name
+    try:
+        size = obstore.get(store, key, options={"range": (0, 1)}).meta["size"]
+    except FileNotFoundError:
+        raise ObjectNotFound(f"{read.url} not found for provider {provider!r}") from None
+    except PermissionError:
+        raise AccessRefused(f"S3 refused provider {provider!r} read access to {read.url}") from None
     file = _ObjectFile(obstore.open_reader(store, key, size=size))
-    with h5py.File(file, "r") as h5:
+    try:
+        h5 = h5py.File(file, "r")
+    except OSError:
+        raise NotARaster(
+            f"{read.url} (provider {provider!r}) is not a NetCDF-4/HDF5 file: /md/ reads NetCDF-4 and HDF5"
+        ) from None
+    with h5:
         refuse_outside_references(h5, read)
     file.seek(0)
     return file

@@ -59,7 +59,8 @@ def test_a_netcdf_in_a_daac_bucket_is_read_with_that_daacs_keys_and_only_its_key
 
 @pytest.mark.parametrize("target", ["/proc/self/environ", f"s3://{OWN_BUCKET}/cogs/sample.tif", "other.nc"])
 def test_a_file_linking_outside_itself_is_refused_before_the_link_is_followed(aws_world, router, target):
-    from raster_api.md_store import OutsideReference, open_hdf5
+    from raster_api.errors import OutsideReference
+    from raster_api.md_store import open_hdf5
 
     aws_world.put_object(DAAC_A_BUCKET, "md/linked.nc", _with_external_link(target))
     read = router_read(router, f"s3://{DAAC_A_BUCKET}/md/linked.nc")
@@ -97,7 +98,8 @@ def _with_external_storage() -> bytes:
     [(_with_virtual_dataset, "a virtual dataset"), (_with_external_storage, "in an external file")],
 )
 def test_virtual_datasets_and_external_storage_are_refused(aws_world, router, make, said):
-    from raster_api.md_store import OutsideReference, open_hdf5
+    from raster_api.errors import OutsideReference
+    from raster_api.md_store import open_hdf5
 
     aws_world.put_object(DAAC_A_BUCKET, "md/outside.nc", make())
     read = router_read(router, f"s3://{DAAC_A_BUCKET}/md/outside.nc")
@@ -190,18 +192,26 @@ def test_md_point_decodes_scale_offset_and_fill_value(aws_world, md_client):
     assert answers["se"].json()["values"] == [None]  # the _FillValue is no data
 
 
-def test_md_errors_today(aws_world, md_client, sample_urls, caplog):
-    """FINDING for issue 26 (what the spike answers before any mapping): printed, not asserted."""
+def test_md_errors_name_the_parameter_and_the_object(aws_world, md_client, sample_urls):
     values = np.zeros((2, 4, 5), dtype="float32")
     aws_world.put_object(DAAC_A_BUCKET, "md/errors.nc", _netcdf(values))
-    cases = {
-        "missing variable": {"url": f"s3://{DAAC_A_BUCKET}/md/errors.nc", "variable": "nope"},
-        "missing object": {"url": f"s3://{DAAC_A_BUCKET}/md/missing.nc", "variable": "sst"},
-        "not HDF5": {"url": sample_urls[DAAC_A_BUCKET], "variable": "sst"},
-        "bad sel": {"url": f"s3://{DAAC_A_BUCKET}/md/errors.nc", "variable": "sst", "sel": "time=99"},
-        "traversal": {"url": f"s3://{DAAC_A_BUCKET}/md/../../own-data/x.nc", "variable": "sst"},
-    }
-    for name, params in cases.items():
+    nc = f"s3://{DAAC_A_BUCKET}/md/errors.nc"
+    cases = [
+        ({"url": nc, "variable": "nope"}, 400, f"variable 'nope' is not in {nc} (provider 'daac-a'); it has: sst"),
+        (
+            {"url": f"s3://{DAAC_A_BUCKET}/md/missing.nc", "variable": "sst"},
+            404,
+            f"s3://{DAAC_A_BUCKET}/md/missing.nc not found for provider 'daac-a'",
+        ),
+        (
+            {"url": sample_urls[DAAC_A_BUCKET], "variable": "sst"},
+            400,
+            f"{sample_urls[DAAC_A_BUCKET]} (provider 'daac-a') is not a NetCDF-4/HDF5 file: /md/ reads NetCDF-4 and HDF5",
+        ),
+    ]
+    for params, status, detail in cases:
         answer = md_client.get("/md/info", params=params)
-        print("CASE", name, answer.status_code, answer.text[:160])
-    print("LOGS", [r.getMessage() for r in caplog.records if r.name == "raster_api.errors"])
+        assert (answer.status_code, answer.json()["detail"]) == (status, detail)
+    out_of_range = md_client.get("/md/info", params={"url": nc, "variable": "sst", "sel": "time=99"})
+    assert out_of_range.status_code == 400
+    assert out_of_range.json()["detail"].startswith(f"sel ['time=99'] selects nothing in {nc}")
