@@ -215,3 +215,50 @@ def test_md_errors_name_the_parameter_and_the_object(aws_world, md_client, sampl
     out_of_range = md_client.get("/md/info", params={"url": nc, "variable": "sst", "sel": "time=99"})
     assert out_of_range.status_code == 400
     assert out_of_range.json()["detail"].startswith(f"sel ['time=99'] selects nothing in {nc}")
+
+
+def test_obstore_never_combines_a_providers_keys_with_the_lambdas_session_token(api_env, aws_world, lambda_keys):
+    """An IAM user's keys (no token) read through obstore while AWS_SESSION_TOKEN holds the Lambda's, as on Lambda:
+    moto refuses a key paired with a foreign token, so a 200 shows obstore sent the provider's keys alone."""
+    import os
+
+    import obstore
+
+    from providers import ProviderKind, load_providers
+    from raster_api.credentials import AwsCredentials, CredentialCache
+    from raster_api.md_store import object_store
+    from raster_api.routing import ProviderRouter
+
+    assert os.environ["AWS_SESSION_TOKEN"] == lambda_keys.session_token
+    providers = load_providers(os.environ["PROVIDERS_CONFIG"])
+    admin = aws_world.admin
+    cache = CredentialCache(
+        providers,
+        fetchers={ProviderKind.DEFAULT: lambda p: AwsCredentials(admin.access_key_id, admin.secret_access_key)},
+    )
+    static = ProviderRouter(providers, cache)
+    aws_world.put_object(OWN_BUCKET, "md/static.nc", _netcdf(np.zeros((2, 4, 5), dtype="float32")))
+    read = router_read(static, f"s3://{OWN_BUCKET}/md/static.nc")
+    assert (
+        bytes(obstore.get(object_store(read, static), "md/static.nc", options={"range": (0, 4)}).bytes()) == b"\x89HDF"
+    )
+
+
+def test_obstore_alone_would_combine_keys_with_the_environments_token(api_env, aws_world):
+    """The hazard the credential provider guards against (if this passes, the test above tests something real)."""
+    import obstore
+    import obstore.exceptions
+    from obstore.store import S3Store
+
+    aws_world.put_object(OWN_BUCKET, "md/hazard.nc", b"\x89HDF....")
+    admin = aws_world.admin
+    store = S3Store(
+        OWN_BUCKET,
+        endpoint=api_env["AWS_ENDPOINT_URL"],
+        region="us-west-2",
+        access_key_id=admin.access_key_id,
+        secret_access_key=admin.secret_access_key,
+        client_options={"allow_http": True},
+    )
+    with pytest.raises(obstore.exceptions.GenericError, match="InvalidToken"):
+        obstore.get(store, "md/hazard.nc")
