@@ -25,7 +25,8 @@ from raster_api.errors import AccessRefused, NotARaster, ObjectNotFound, Outside
 from raster_api.routing import ProviderRouter, ResolvedRead
 
 
-def object_store(read: ResolvedRead, router: ProviderRouter) -> S3Store:
+def object_store(read: ResolvedRead, router: ProviderRouter, prefix: str | None = None) -> S3Store:
+    """`prefix`: every path is taken under it (a Zarr store's key); obstore refuses `.`, `..` and empty segments."""
     provider = read.provider
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     config: dict[str, Any] = {"region": provider.region}
@@ -35,7 +36,8 @@ def object_store(read: ResolvedRead, router: ProviderRouter) -> S3Store:
         config["request_payer"] = True
     client_options: dict[str, Any] = {"allow_http": bool(endpoint and endpoint.startswith("http://"))}
     if router.credentials(provider) is None:
-        return S3Store(read.location.bucket, config={**config, "skip_signature": True}, client_options=client_options)
+        unsigned = {**config, "skip_signature": True}
+        return S3Store(read.location.bucket, prefix=prefix, config=unsigned, client_options=client_options)
 
     def credentials() -> dict[str, Any]:
         keys = router.credentials(provider)
@@ -51,7 +53,13 @@ def object_store(read: ResolvedRead, router: ProviderRouter) -> S3Store:
             "expires_at": min(horizon, keys.expiration) if keys.expiration else horizon,
         }
 
-    return S3Store(read.location.bucket, config=config, client_options=client_options, credential_provider=credentials)
+    return S3Store(
+        read.location.bucket,
+        prefix=prefix,
+        config=config,
+        client_options=client_options,
+        credential_provider=credentials,
+    )
 
 
 def refuse_outside_references(h5: h5py.File, read: ResolvedRead) -> None:

@@ -144,24 +144,26 @@ def test_md_info_and_a_tile_read_the_daacs_netcdf(aws_world, md_client, caplog):
         ("../../../own-data/cogs/sample.tif", None),  # refused by obstore before any request
         ("a/./b", None),
         ("a//b", None),
-        ("..%2F..%2Fown-data%2Fcogs%2Fsample.tif", "/daac-a-protected/..%252F..%252Fown-data%252Fcogs%252Fsample.tif"),
+        ("/abs", "/daac-a-protected/md/store.zarr/abs"),
+        (
+            "..%2F..%2Fown-data%2Fcogs%2Fsample.tif",
+            "/daac-a-protected/md/store.zarr/..%252F..%252Fown-data%252Fcogs%252Fsample.tif",
+        ),
     ],
 )
-def test_what_obstore_sends_for_a_key_a_crafted_zarr_could_name(aws_world, router, key, sent):
-    """FINDING for issue 26: dot segments and empty segments are refused before any request, and a percent-encoded
-    one stays a literal key in the same bucket. But S3Store's `prefix=` is NOT applied to `obstore.get` paths here
-    (a key `abs` was sent as `/daac-a-protected/abs`): a Zarr store must prefix and check its keys itself."""
+def test_a_key_a_crafted_zarr_could_name_stays_under_its_prefix_on_the_wire(aws_world, router, key, sent):
+    """Zarr names chunks from its metadata, so a crafted store may name any key: under a store bound to the Zarr's
+    prefix, dot and empty segments are refused before any request, and the rest stay literal keys under the prefix."""
     import obstore
 
     from raster_api.md_store import object_store
 
     read = router_read(router, f"s3://{DAAC_A_BUCKET}/md/store.zarr")
-    store = object_store(read, router)
+    store = object_store(read, router, prefix=read.location.key)
     with aws_world.recording.capture() as wire:
         with pytest.raises((ValueError, FileNotFoundError)):
             obstore.get(store, key)
-    paths = [urlsplit(r.url).path for r in wire.s3_requests()]
-    assert paths == ([] if sent is None else [sent])
+    assert [urlsplit(r.url).path for r in wire.s3_requests()] == ([] if sent is None else [sent])
 
 
 def test_md_point_decodes_scale_offset_and_fill_value(aws_world, md_client):
