@@ -264,3 +264,37 @@ def test_obstore_alone_would_combine_keys_with_the_environments_token(api_env, a
     )
     with pytest.raises(obstore.exceptions.GenericError, match="InvalidToken"):
         obstore.get(store, "md/hazard.nc")
+
+
+def _put_zarr(aws_world, tmp_path, bucket: str, prefix: str, ds: xarray.Dataset, zarr_format: int = 2) -> None:
+    local = tmp_path / "store.zarr"
+    ds.to_zarr(local, zarr_format=zarr_format, consolidated=True)
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        aws_world.put_object(bucket, f"{prefix}/{path.relative_to(local).as_posix()}", path.read_bytes())
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_zarr_store_is_read_under_its_prefix_with_the_providers_keys(
+    aws_world, router, daac_keys, tmp_path, zarr_format
+):
+    import zarr
+
+    from raster_api.md_store import object_store
+
+    values = np.arange(2 * 4 * 5, dtype="float32").reshape(2, 4, 5)
+    ds = xarray.Dataset(
+        {"sst": (("time", "lat", "lon"), values)},
+        coords={"time": [0, 1], "lat": np.linspace(34.9, 34.1, 4), "lon": np.linspace(-120, -119, 5)},
+    )
+    prefix = f"md/cube-v{zarr_format}.zarr"
+    _put_zarr(aws_world, tmp_path, DAAC_A_BUCKET, prefix, ds, zarr_format)
+    read = router_read(router, f"s3://{DAAC_A_BUCKET}/{prefix}")
+    with aws_world.recording.capture() as wire:
+        store = zarr.storage.ObjectStore(object_store(read, router, prefix=read.location.key), read_only=True)
+        with xarray.open_dataset(store, engine="zarr") as opened:
+            got = opened["sst"].values
+    np.testing.assert_array_equal(got, values)
+    s3 = wire.s3_requests()
+    assert s3
+    assert all(urlsplit(r.url).path.startswith(f"/{DAAC_A_BUCKET}/{prefix}/") for r in s3), [r.url for r in s3]
+    assert {r.access_key_id for r in s3} == {daac_keys["daac-a"].access_key_id}
