@@ -298,3 +298,35 @@ def test_a_zarr_store_is_read_under_its_prefix_with_the_providers_keys(
     assert s3
     assert all(urlsplit(r.url).path.startswith(f"/{DAAC_A_BUCKET}/{prefix}/") for r in s3), [r.url for r in s3]
     assert {r.access_key_id for r in s3} == {daac_keys["daac-a"].access_key_id}
+
+
+def test_a_zarr_whose_metadata_names_arrays_outside_it_reads_nothing_outside(aws_world, router, tmp_path):
+    """Consolidated metadata naming an array under `../../../own-data/`: zarr refuses the store (today a
+    GroupNotFoundError, still to map to a 400), and every request stayed under the prefix."""
+    import json as _json
+
+    import zarr
+
+    from raster_api.md_store import object_store
+
+    values = np.zeros((4, 5), dtype="float32")
+    ds = xarray.Dataset({"sst": (("lat", "lon"), values)}, coords={"lat": np.arange(4.0), "lon": np.arange(5.0)})
+    prefix = "md/crafted.zarr"
+    local = tmp_path / "c.zarr"
+    ds.to_zarr(local, zarr_format=2, consolidated=True)
+    meta = _json.loads((local / ".zmetadata").read_text())
+    meta["metadata"] = {
+        (k.replace("sst/", "../../../own-data/cogs/") if k.startswith("sst/") else k): v
+        for k, v in meta["metadata"].items()
+    }
+    (local / ".zmetadata").write_text(_json.dumps(meta))
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        aws_world.put_object(DAAC_A_BUCKET, f"{prefix}/{path.relative_to(local).as_posix()}", path.read_bytes())
+    read = router_read(router, f"s3://{DAAC_A_BUCKET}/{prefix}")
+    with aws_world.recording.capture() as wire:
+        store = zarr.storage.ObjectStore(object_store(read, router, prefix=read.location.key), read_only=True)
+        with pytest.raises(zarr.errors.GroupNotFoundError):
+            xarray.open_dataset(store, engine="zarr")
+    paths = [urlsplit(r.url).path for r in wire.s3_requests()]
+    assert paths
+    assert all(p.startswith(f"/{DAAC_A_BUCKET}/{prefix}/") for p in paths), paths
