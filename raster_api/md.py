@@ -19,7 +19,7 @@ from titiler.xarray.io import Reader as XarrayFileReader
 
 from raster_api.dependencies import DatasetPath, read_scope
 from raster_api.errors import VariableSelection
-from raster_api.md_store import open_hdf5_file
+from raster_api.md_store import open_hdf5_file, open_zarr
 from raster_api.reading import ReadScope
 from raster_api.routing import ResolvedRead
 
@@ -61,6 +61,8 @@ class ProviderXarrayReader(XarrayFileReader):
             raise TypeError("ProviderXarrayReader reads a ResolvedRead (ReadScope.resolve), not a raw URL")
         self.scope.log.add(src_path)
         self.scope.log.meter.check_deadline()
+        if src_path.location.key.rstrip("/").endswith(".zarr"):
+            return open_zarr(src_path, self.scope.router, group=group, decode_times=decode_times)
         file = open_hdf5_file(src_path, self.scope.router)
         return xarray.open_dataset(file, engine="h5netcdf", group=group, decode_times=decode_times)
 

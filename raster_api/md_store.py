@@ -137,3 +137,21 @@ def open_hdf5_file(read: ResolvedRead, router: ProviderRouter) -> _ObjectFile:
         refuse_outside_references(h5, read)
     file.seek(0)
     return file
+
+
+def open_zarr(read: ResolvedRead, router: ProviderRouter, group: str | None, decode_times: bool) -> Any:
+    """A Zarr store (format 2 or 3) under the object's key: every request stays under that prefix, in the provider's
+    bucket (obstore refuses `.`, `..` and empty segments in the keys the store's metadata names)."""
+    import xarray
+    import zarr
+
+    store = zarr.storage.ObjectStore(object_store(read, router, prefix=read.location.key.rstrip("/")), read_only=True)
+    try:
+        return xarray.open_dataset(store, engine="zarr", group=group, decode_times=decode_times)
+    except (zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError, FileNotFoundError):
+        raise ObjectNotFound(f"{read.url} is not a Zarr store readable by provider {read.provider.name!r}") from None
+    except ValueError as exc:
+        # obstore's refusal of a key with `.`, `..` or an empty segment, named by the store's own metadata.
+        raise OutsideReference(
+            f"{read.url} (provider {read.provider.name!r}) names a key outside itself: {exc}"
+        ) from None

@@ -330,3 +330,18 @@ def test_a_zarr_whose_metadata_names_arrays_outside_it_reads_nothing_outside(aws
     paths = [urlsplit(r.url).path for r in wire.s3_requests()]
     assert paths
     assert all(p.startswith(f"/{DAAC_A_BUCKET}/{prefix}/") for p in paths), paths
+
+
+def test_md_routes_read_a_zarr_store(aws_world, md_client, tmp_path):
+    values = np.arange(2 * 4 * 5, dtype="float32").reshape(2, 4, 5)
+    ds = xarray.Dataset(
+        {"sst": (("time", "lat", "lon"), values)},
+        coords={"time": [0, 1], "lat": np.linspace(34.9, 34.1, 4), "lon": np.linspace(-120, -119, 5)},
+    )
+    _put_zarr(aws_world, tmp_path, DAAC_A_BUCKET, "md/route.zarr", ds)
+    url = f"s3://{DAAC_A_BUCKET}/md/route.zarr"
+    info = md_client.get("/md/info", params={"url": url, "variable": "sst", "sel": "time=1"})
+    assert info.status_code == 200, info.text
+    assert (info.json()["width"], info.json()["height"]) == (5, 4)
+    missing = md_client.get("/md/info", params={"url": f"s3://{DAAC_A_BUCKET}/md/none.zarr", "variable": "sst"})
+    assert missing.status_code == 404, missing.text
