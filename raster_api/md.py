@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import attr
+import numpy
 import xarray
 from fastapi import Depends, FastAPI
+from rio_tiler.constants import WGS84_CRS
 from titiler.xarray.dependencies import XarrayParams
 from titiler.xarray.factory import TilerFactory as XarrayTilerFactory
 from titiler.xarray.io import Reader as XarrayFileReader
 
+from raster_api import budget
 from raster_api.dependencies import DatasetPath, read_scope
 from raster_api.errors import VariableSelection
 from raster_api.md_store import open_hdf5_file, open_zarr
@@ -45,6 +48,32 @@ class ProviderXarrayReader(XarrayFileReader):
             # titiler.xarray's get_variable: a variable the file lacks, or a `sel` value no coordinate has.
             raise self._selection_error(exc) from None
 
+    # Every data method is priced (`raster_api.budget`) before any pixel is read, from the variable's header.
+    def part(self, bbox: Any, *args: Any, **kwargs: Any) -> Any:
+        self._charge(
+            bounds=bbox,
+            bounds_crs=kwargs.get("bounds_crs") or WGS84_CRS,
+            width=kwargs.get("width"),
+            height=kwargs.get("height"),
+            max_size=kwargs.get("max_size"),
+        )
+        return super().part(bbox, *args, **kwargs)
+
+    def preview(self, *args: Any, **kwargs: Any) -> Any:
+        self._charge(width=kwargs.get("width"), height=kwargs.get("height"), max_size=kwargs.get("max_size", 1024))
+        return super().preview(*args, **kwargs)
+
+    def statistics(self, *args: Any, **kwargs: Any) -> Any:
+        self._charge()  # the whole variable
+        return super().statistics(*args, **kwargs)
+
+    def point(self, *args: Any, **kwargs: Any) -> Any:
+        self.scope.log.meter.charge(budget.estimate_point(_ArrayHeader(self.input)), self.src_path.url)
+        return super().point(*args, **kwargs)
+
+    def _charge(self, **area: Any) -> None:
+        self.scope.log.meter.charge(budget.estimate(_ArrayHeader(self.input), **area), self.src_path.url)
+
     def _selection_error(self, exc: KeyError) -> VariableSelection:
         ds = getattr(self, "ds", None)
         names = sorted(map(str, ds.data_vars)) if ds is not None else []
@@ -65,6 +94,27 @@ class ProviderXarrayReader(XarrayFileReader):
             return open_zarr(src_path, self.scope.router, group=group, decode_times=decode_times)
         file = open_hdf5_file(src_path, self.scope.router)
         return xarray.open_dataset(file, engine="h5netcdf", group=group, decode_times=decode_times)
+
+
+class _ArrayHeader:
+    """What `raster_api.budget.estimate` reads of a rasterio dataset, from a DataArray's header (no pixel is read):
+    a 2-D grid, as many bands as the other dimensions hold, in the chunks the file stores (whole when contiguous)."""
+
+    compression = None
+    interleaving = None
+
+    def __init__(self, array: xarray.DataArray) -> None:
+        self.height, self.width = int(array.shape[-2]), int(array.shape[-1])
+        self.count = int(numpy.prod(array.shape[:-2])) if array.ndim > 2 else 1
+        self.crs = array.rio.crs
+        self.transform = array.rio.transform()
+        self.dtypes = [str(array.dtype)] * self.count
+        # Zarr and chunked HDF5 read whole chunks; a contiguous HDF5 variable is read row by row.
+        chunks = array.encoding.get("chunks") or array.encoding.get("chunksizes") or (1, self.width)
+        self.block_shapes = [(int(chunks[-2]), int(chunks[-1]))] * self.count
+
+    def overviews(self, band: int) -> list[int]:
+        return []  # NetCDF and Zarr variables carry no overviews: a small image of a large one reads all of it
 
 
 def add_md_routes(app: FastAPI) -> None:

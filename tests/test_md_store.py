@@ -345,3 +345,42 @@ def test_md_routes_read_a_zarr_store(aws_world, md_client, tmp_path):
     assert (info.json()["width"], info.json()["height"]) == (5, 4)
     missing = md_client.get("/md/info", params={"url": f"s3://{DAAC_A_BUCKET}/md/none.zarr", "variable": "sst"})
     assert missing.status_code == 404, missing.text
+
+
+@pytest.fixture
+def small_budget_md_client(api_env, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from raster_api.main import create_app
+    from raster_api.md import add_md_routes
+
+    monkeypatch.setenv("RASTER_API_MAX_SOURCE_BYTES", str(2**20))
+    app = create_app()
+    add_md_routes(app)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_a_large_variable_is_refused_before_its_pixels_are_read(aws_world, small_budget_md_client):
+    """A 1024 x 1024 float32 variable (4 MB, no overviews) under a 1 MB source budget: a whole-world tile would read
+    all of it. Refused with the budget's words; the small tile of one corner passes."""
+    values = np.zeros((1, 1024, 1024), dtype="float32")
+    ds = xarray.Dataset(
+        {"sst": (("time", "lat", "lon"), values)},
+        coords={"time": [0], "lat": np.linspace(89.9, -89.9, 1024), "lon": np.linspace(-179.9, 179.9, 1024)},
+    )
+    aws_world.put_object(DAAC_A_BUCKET, "md/big.nc", bytes(ds.to_netcdf(engine="h5netcdf")))
+    url = f"s3://{DAAC_A_BUCKET}/md/big.nc"
+    world = small_budget_md_client.get("/md/tiles/WebMercatorQuad/0/0/0.png", params={"url": url, "variable": "sst"})
+    assert world.status_code == 400, world.text
+    assert "RASTER_API_MAX_SOURCE_BYTES" in world.json()["detail"]
+    corner = small_budget_md_client.get("/md/tiles/WebMercatorQuad/6/0/0.png", params={"url": url, "variable": "sst"})
+    assert corner.status_code == 200, corner.text
+    world_polygon = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [[[-179, -89], [179, -89], [179, 89], [-179, 89], [-179, -89]]]},
+    }
+    stats = small_budget_md_client.post("/md/statistics", params={"url": url, "variable": "sst"}, json=world_polygon)
+    assert stats.status_code == 400, stats.text
+    assert "RASTER_API_MAX_SOURCE_BYTES" in stats.json()["detail"]
