@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 from rio_tiler.constants import WGS84_CRS
 from titiler.xarray.dependencies import XarrayParams
 from titiler.xarray.factory import TilerFactory as XarrayTilerFactory
+from titiler.xarray.io import X_DIM_NAMES, Y_DIM_NAMES
 from titiler.xarray.io import Reader as XarrayFileReader
 
 from raster_api import budget
@@ -91,9 +92,52 @@ class ProviderXarrayReader(XarrayFileReader):
         self.scope.log.add(src_path)
         self.scope.log.meter.check_deadline()
         if src_path.location.key.rstrip("/").endswith(".zarr"):
-            return open_zarr(src_path, self.scope.router, group=group, decode_times=decode_times)
-        file = open_hdf5_file(src_path, self.scope.router)
-        return xarray.open_dataset(file, engine="h5netcdf", group=group, decode_times=decode_times)
+            ds = open_zarr(src_path, self.scope.router, group=group, decode_times=decode_times)
+        else:
+            file = open_hdf5_file(src_path, self.scope.router)
+            try:
+                ds = xarray.open_dataset(file, engine="h5netcdf", group=group, decode_times=decode_times)
+            except OSError:
+                if group is None:
+                    raise
+                # The file is HDF5 (open_hdf5_file checked it): what h5netcdf cannot open is the group.
+                raise VariableSelection(f"group {group!r} is not in {src_path}") from None
+        self._check_grid(ds, src_path)
+        return ds
+
+    def _check_grid(self, ds: xarray.Dataset, read: ResolvedRead) -> None:
+        """A 400 for a variable titiler.xarray cannot map (it would fail with a ValueError or an assertion): one
+        without two horizontal dimensions, or with more than one other dimension left once `sel` has chosen."""
+        array = ds.variables.get(self.variable)
+        if array is None:
+            return  # named by get_variable's KeyError (`_selection_error`)
+        dims = [str(d) for d in array.dims]
+        x = [d for d in dims if d in ("x", *X_DIM_NAMES)]
+        y = [d for d in dims if d in ("y", *Y_DIM_NAMES)]
+        chosen = set()
+        for part in self.sel or []:
+            dimension, _, value = part.partition("=")
+            value = value.split("::", 1)[-1]
+            if dimension not in dims:
+                raise VariableSelection(
+                    f"sel {part!r}: variable {self.variable!r} of {read} has no dimension {dimension!r} "
+                    f"(it has {', '.join(dims)})"
+                )
+            coordinate = ds.variables.get(dimension)
+            if coordinate is not None and coordinate.dtype != object:
+                try:
+                    coordinate.dtype.type(value)  # how titiler.xarray casts a sel value
+                except (ValueError, TypeError, OverflowError):
+                    raise VariableSelection(
+                        f"sel {part!r}: {value!r} is not a value of dimension {dimension!r} ({coordinate.dtype})"
+                    ) from None
+            chosen.add(dimension)
+        others = [d for d in dims if d not in (*x, *y) and d not in chosen]
+        if len(x) != 1 or len(y) != 1 or len(others) > 1:
+            raise VariableSelection(
+                f"variable {self.variable!r} of {read} has dimensions ({', '.join(dims)}): /md/ maps a variable "
+                "with one x (lon) and one y (lat) dimension and at most one other, or more chosen with sel"
+            )
 
 
 class _ArrayHeader:

@@ -21,7 +21,7 @@ import h5py
 import obstore
 from obstore.store import S3Store
 
-from raster_api.errors import AccessRefused, NotARaster, ObjectNotFound, OutsideReference
+from raster_api.errors import AccessRefused, NotARaster, ObjectNotFound, OutsideReference, VariableSelection
 from raster_api.routing import ProviderRouter, ResolvedRead
 
 
@@ -149,6 +149,8 @@ def open_zarr(read: ResolvedRead, router: ProviderRouter, group: str | None, dec
     try:
         return xarray.open_dataset(store, engine="zarr", group=group, decode_times=decode_times)
     except (zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError, FileNotFoundError):
+        if group is not None:
+            raise VariableSelection(f"group {group!r} is not in {read.url}") from None
         raise ObjectNotFound(f"{read.url} is not a Zarr store readable by provider {read.provider.name!r}") from None
     except ValueError as exc:
         # obstore's refusal of a key with `.`, `..` or an empty segment, named by the store's own metadata.

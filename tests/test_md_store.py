@@ -384,3 +384,66 @@ def test_a_large_variable_is_refused_before_its_pixels_are_read(aws_world, small
     stats = small_budget_md_client.post("/md/statistics", params={"url": url, "variable": "sst"}, json=world_polygon)
     assert stats.status_code == 400, stats.text
     assert "RASTER_API_MAX_SOURCE_BYTES" in stats.json()["detail"]
+
+
+def test_md_routes_answer_no_5xx_to_generated_requests(aws_world, md_client, tmp_path, sample_urls):
+    """Generated queries over the /md/ routes (a NetCDF, a Zarr, junk URLs; variables, sel, rescale, tiles, points):
+    never a 5xx. A fixed (derandomized) set, as the other fuzz tests run in CI."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    values = np.arange(2 * 4 * 5, dtype="float32").reshape(2, 4, 5)
+    ds = xarray.Dataset(
+        {"sst": (("time", "lat", "lon"), values)},
+        coords={"time": [0, 1], "lat": np.linspace(34.9, 34.1, 4), "lon": np.linspace(-120, -119, 5)},
+    )
+    aws_world.put_object(DAAC_A_BUCKET, "md/fuzz.nc", bytes(ds.to_netcdf(engine="h5netcdf")))
+    _put_zarr(aws_world, tmp_path, DAAC_A_BUCKET, "md/fuzz.zarr", ds)
+    urls = [
+        f"s3://{DAAC_A_BUCKET}/md/fuzz.nc",
+        f"s3://{DAAC_A_BUCKET}/md/fuzz.zarr",
+        f"s3://{DAAC_A_BUCKET}/md/nope.zarr",
+        sample_urls[DAAC_A_BUCKET],
+        "s3://own-data/../daac-a-protected/md/fuzz.nc",
+        "s3://unlisted/x.nc",
+        "",
+        "not a url",
+    ]
+    text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+    query = st.fixed_dictionaries(
+        {"url": st.sampled_from(urls), "variable": st.one_of(st.sampled_from(["sst", "time", "lat"]), text)},
+        optional={
+            "sel": st.one_of(st.sampled_from(["time=0", "time=1", "time=nearest::0.4", "time=9", "lat=34.9"]), text),
+            "rescale": st.one_of(st.sampled_from(["0,40", "40,0", "nan,1"]), text),
+            "group": text,
+            "decode_times": st.sampled_from(["true", "false", "x"]),
+            "provider": st.sampled_from(["daac-a", "own", "nobody"]),
+        },
+    )
+    paths = st.one_of(
+        st.just("/md/info"),
+        st.builds(
+            lambda z, x, y: f"/md/tiles/WebMercatorQuad/{z}/{x}/{y}.png",
+            st.integers(0, 12),
+            st.integers(0, 20),
+            st.integers(0, 20),
+        ),
+        st.builds(lambda lon, lat: f"/md/point/{lon},{lat}", st.floats(-200, 200), st.floats(-100, 100)),
+        st.just("/md/WebMercatorQuad/tilejson.json"),
+    )
+    seen: list[int] = []
+
+    @settings(
+        max_examples=int(__import__("os").environ.get("MD_FUZZ", "120")),
+        derandomize=not __import__("os").environ.get("MD_FUZZ"),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(path=paths, params=query)
+    def check(path: str, params: dict[str, str]) -> None:
+        answer = md_client.get(path, params=params)
+        seen.append(answer.status_code)
+        assert answer.status_code < 500, (path, params, answer.text[:300])
+
+    check()
+    assert 200 in seen and 400 in seen
