@@ -15,6 +15,7 @@ import numpy
 import xarray
 from fastapi import Depends, FastAPI
 from rio_tiler.constants import WGS84_CRS
+from titiler.extensions import wmtsExtension
 from titiler.xarray.dependencies import XarrayParams
 from titiler.xarray.factory import TilerFactory as XarrayTilerFactory
 from titiler.xarray.io import X_DIM_NAMES, Y_DIM_NAMES
@@ -24,6 +25,7 @@ from raster_api import budget
 from raster_api.dependencies import DatasetPath, read_scope
 from raster_api.errors import VariableSelection
 from raster_api.md_store import open_hdf5_file, open_zarr
+from raster_api.params import parameter_slots
 from raster_api.reading import ReadScope
 from raster_api.routing import ResolvedRead
 
@@ -166,6 +168,13 @@ def add_md_routes(app: FastAPI) -> None:
         router_prefix="/md",
         reader=ProviderXarrayReader,
         path_dependency=DatasetPath,
-        reader_dependency=MdReaderParams,
+        add_viewer=True,
+        # The COG routes' bounded parameters, renderer and tile matrix sets, through the same slots.
+        **parameter_slots(app.state.settings.api, XarrayTilerFactory, reader_dependency=MdReaderParams),
     )
+    # WMTS checks a layer's query by building the tile dependencies from it alone: the reader's without the read
+    # scope (which needs the request), so a valid query is not refused for want of a caller.
+    checked = [XarrayParams, md.tile_dependency, md.layer_dependency, md.dataset_dependency]
+    checked += [md.process_dependency, md.colormap_dependency, md.render_dependency]
+    wmtsExtension(tile_dependencies=checked).register(md)
     app.include_router(md.router, prefix="/md", tags=["NetCDF, HDF5 and Zarr"])

@@ -447,3 +447,16 @@ def test_md_routes_answer_no_5xx_to_generated_requests(aws_world, md_client, tmp
 
     check()
     assert 200 in seen and 400 in seen
+
+
+def test_md_wmts_and_map_page(aws_world, md_client):
+    values = np.arange(2 * 4 * 5, dtype="float32").reshape(2, 4, 5)
+    aws_world.put_object(DAAC_A_BUCKET, "md/wmts.nc", _netcdf(values))
+    params = {"url": f"s3://{DAAC_A_BUCKET}/md/wmts.nc", "variable": "sst", "sel": "time=0", "rescale": "0,40"}
+    wmts = md_client.get("/md/WMTSCapabilities.xml", params=params)
+    assert wmts.status_code == 200, wmts.text
+    assert b"/md/tiles/WebMercatorQuad/{TileMatrix}/{TileCol}/{TileRow}" in wmts.content
+    page = md_client.get("/md/WebMercatorQuad/map.html", params=params)
+    assert page.status_code == 200, page.text
+    bad = md_client.get("/md/WMTSCapabilities.xml", params={**params, "rescale": "5,1"})
+    assert bad.status_code == 400, bad.text
