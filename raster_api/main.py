@@ -165,7 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     # What /healthz reports; the pgstac registration flips its flag.
-    app.state.enabled_parts = {"cog": True, "pgstac": False}
+    app.state.enabled_parts = {"cog": True, "pgstac": False, "md": settings.md.enabled}
 
     cog = TilerFactory(
         router_prefix="/cog",
@@ -198,6 +198,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pgstac.register(app, provider_router, settings.database, settings.pgstac_pool)
     elif settings.pgstac.pgstac_enabled:
         logger.warning("pgstac routes requested but no database configured (DATABASE_URL, PGSTAC_SECRET_ID, PGHOST)")
+
+    if settings.md.enabled:
+        try:
+            from raster_api.md import add_md_routes  # lazy: titiler.xarray, h5py, zarr and obstore are the md extra
+        except ImportError as exc:
+            raise RuntimeError(f"RASTER_API_MD_ENABLED=true needs the md extra ({exc})") from exc
+        add_md_routes(app)
 
     @app.get("/healthz", tags=["Health"])
     def healthz() -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""SPIKE (issue 26): `/md/` routes from titiler.xarray's factory, read through the provider-read seam.
+"""`/md/` routes (NetCDF-4, HDF5 and Zarr) from titiler.xarray's factory, read through the provider-read seam; mounted
+when `RASTER_API_MD_ENABLED` is true (the `md` extra is installed).
 
 The path dependency is the COG routes' (`DatasetPath`: the URL resolved to its canonical object and the provider that
 owns the bucket; `?provider=` can only refuse). The reader opens that one object with the provider's credentials
@@ -7,8 +8,9 @@ owns the bucket; `?provider=` can only refuse). The reader opens that one object
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import attr
 import numpy
@@ -22,7 +24,7 @@ from titiler.xarray.io import X_DIM_NAMES, Y_DIM_NAMES
 from titiler.xarray.io import Reader as XarrayFileReader
 
 from raster_api import budget
-from raster_api.dependencies import DatasetPath, read_scope
+from raster_api.dependencies import ROUTE_GUARDS, DatasetPath, read_scope
 from raster_api.errors import VariableSelection
 from raster_api.md_store import open_hdf5_file, open_zarr
 from raster_api.params import parameter_slots
@@ -51,6 +53,11 @@ class ProviderXarrayReader(XarrayFileReader):
             # titiler.xarray's get_variable: a variable the file lacks, or a `sel` value no coordinate has.
             raise self._selection_error(exc) from None
 
+    @property
+    def read(self) -> ResolvedRead:
+        """The resolved object `DatasetPath` gave as `src_path`."""
+        return cast(ResolvedRead, self.src_path)
+
     # Every data method is priced (`raster_api.budget`) before any pixel is read, from the variable's header.
     def part(self, bbox: Any, *args: Any, **kwargs: Any) -> Any:
         self._charge(
@@ -71,16 +78,16 @@ class ProviderXarrayReader(XarrayFileReader):
         return super().statistics(*args, **kwargs)
 
     def point(self, *args: Any, **kwargs: Any) -> Any:
-        self.scope.log.meter.charge(budget.estimate_point(_ArrayHeader(self.input)), self.src_path.url)
+        self.scope.log.meter.charge(budget.estimate_point(_ArrayHeader(self.input)), self.read.url)
         return super().point(*args, **kwargs)
 
     def _charge(self, **area: Any) -> None:
-        self.scope.log.meter.charge(budget.estimate(_ArrayHeader(self.input), **area), self.src_path.url)
+        self.scope.log.meter.charge(budget.estimate(_ArrayHeader(self.input), **area), self.read.url)
 
     def _selection_error(self, exc: KeyError) -> VariableSelection:
         ds = getattr(self, "ds", None)
         names = sorted(map(str, ds.data_vars)) if ds is not None else []
-        read = self.src_path
+        read = self.read
         if ds is not None and self.variable not in ds.data_vars:
             return VariableSelection(
                 f"variable {self.variable!r} is not in {read} (provider {read.provider.name!r}); it has: "
@@ -166,6 +173,8 @@ class _ArrayHeader:
 def add_md_routes(app: FastAPI) -> None:
     md = XarrayTilerFactory(
         router_prefix="/md",
+        # The COG routes' guards: a valid tile, bounded outputs and zooms, bounded bodies, signed tile URLs.
+        route_dependencies=ROUTE_GUARDS,
         reader=ProviderXarrayReader,
         path_dependency=DatasetPath,
         add_viewer=True,
@@ -174,7 +183,7 @@ def add_md_routes(app: FastAPI) -> None:
     )
     # WMTS checks a layer's query by building the tile dependencies from it alone: the reader's without the read
     # scope (which needs the request), so a valid query is not refused for want of a caller.
-    checked = [XarrayParams, md.tile_dependency, md.layer_dependency, md.dataset_dependency]
+    checked: list[Callable[..., Any]] = [XarrayParams, md.tile_dependency, md.layer_dependency, md.dataset_dependency]
     checked += [md.process_dependency, md.colormap_dependency, md.render_dependency]
     wmtsExtension(tile_dependencies=checked).register(md)
     app.include_router(md.router, prefix="/md", tags=["NetCDF, HDF5 and Zarr"])

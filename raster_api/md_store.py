@@ -1,5 +1,9 @@
-"""SPIKE (issue 26, not wired to any route): reading NetCDF-4/HDF5 objects with a provider's credentials, and only the
-canonical object.
+"""Reading NetCDF-4/HDF5 objects and Zarr stores with a provider's credentials, and only the canonical object (for Zarr:
+its prefix).
+
+obstore rather than fsspec/s3fs or h5py's ros3: it takes a credential callback (so a store signs with the provider's
+cached keys and never with anything in the environment), binds a store to one bucket and prefix (a key a Zarr's
+metadata names cannot leave it), and its ranged reads are what an `s3:GetObject` policy allows.
 
 - `object_store(read, router)`: an obstore `S3Store` bound to the object's bucket, signing with the provider's
   cached credentials through a credential provider (so nothing is inferred from the environment: obstore would
@@ -15,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import obstore
@@ -24,22 +28,26 @@ from obstore.store import S3Store
 from raster_api.errors import AccessRefused, NotARaster, ObjectNotFound, OutsideReference, VariableSelection
 from raster_api.routing import ProviderRouter, ResolvedRead
 
+if TYPE_CHECKING:  # obstore's config types exist only in its stubs
+    from obstore.store import ClientConfig, S3Config, S3Credential
+
 
 def object_store(read: ResolvedRead, router: ProviderRouter, prefix: str | None = None) -> S3Store:
     """`prefix`: every path is taken under it (a Zarr store's key); obstore refuses `.`, `..` and empty segments."""
     provider = read.provider
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    config: dict[str, Any] = {"region": provider.region}
+    config: S3Config = {"region": provider.region}
     if endpoint:
-        config.update(endpoint=endpoint, virtual_hosted_style_request=False)
+        config["endpoint"] = endpoint
+        config["virtual_hosted_style_request"] = False
     if provider.requester_pays:
         config["request_payer"] = True
-    client_options: dict[str, Any] = {"allow_http": bool(endpoint and endpoint.startswith("http://"))}
+    client_options: ClientConfig = {"allow_http": bool(endpoint and endpoint.startswith("http://"))}
     if router.credentials(provider) is None:
-        unsigned = {**config, "skip_signature": True}
-        return S3Store(read.location.bucket, prefix=prefix, config=unsigned, client_options=client_options)
+        config["skip_signature"] = True
+        return S3Store(read.location.bucket, prefix=prefix, config=config, client_options=client_options)
 
-    def credentials() -> dict[str, Any]:
+    def credentials() -> S3Credential:
         keys = router.credentials(provider)
         if keys is None:  # the provider turned unsigned: refuse rather than sign with anything else
             raise PermissionError(f"provider {provider.name!r} has no credentials")
@@ -86,6 +94,8 @@ def refuse_outside_references(h5: h5py.File, read: ResolvedRead) -> None:
 
 class _ObjectFile(io.RawIOBase):
     """obstore's buffered reader as the binary file object h5py's `fileobj` driver reads (it wants `bytes`)."""
+
+    mode = "rb"
 
     def __init__(self, reader: Any) -> None:
         super().__init__()
@@ -145,7 +155,9 @@ def open_zarr(read: ResolvedRead, router: ProviderRouter, group: str | None, dec
     import xarray
     import zarr
 
-    store = zarr.storage.ObjectStore(object_store(read, router, prefix=read.location.key.rstrip("/")), read_only=True)
+    store: Any = zarr.storage.ObjectStore(
+        object_store(read, router, prefix=read.location.key.rstrip("/")), read_only=True
+    )
     try:
         return xarray.open_dataset(store, engine="zarr", group=group, decode_times=decode_times)
     except (zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError, FileNotFoundError):

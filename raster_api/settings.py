@@ -274,6 +274,15 @@ class PgstacToggle(BaseSettings):
     pgstac_enabled: bool = False
 
 
+class MdToggle(BaseSettings):
+    """Whether to mount the `/md/` routes (NetCDF-4, HDF5 and Zarr through titiler.xarray): they need the `md` extra,
+    which does not fit the COG function's bundle, so the stack turns them on only in the md function."""
+
+    model_config = SettingsConfigDict(env_prefix="RASTER_API_MD_", extra="ignore")
+
+    enabled: bool = False
+
+
 class LambdaRuntime(BaseSettings):
     """What the Lambda runtime tells the function about itself."""
 
@@ -331,6 +340,7 @@ class Settings(BaseModel):
     gdal: GdalSettings = Field(default_factory=GdalSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     pgstac: PgstacToggle = Field(default_factory=PgstacToggle)
+    md: MdToggle = Field(default_factory=MdToggle)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     pgstac_pool: PoolSettings = Field(default_factory=PoolSettings)
     viewer: ViewerSettings = Field(default_factory=ViewerSettings)

@@ -64,7 +64,7 @@ def test_library_endpoints_are_mounted(api_client, path):
 def test_healthz_reports_enabled_parts(api_client):
     response = api_client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "cog": True, "pgstac": False}
+    assert response.json() == {"status": "ok", "cog": True, "pgstac": False, "md": False}
 
 
 def test_providers_lists_each_provider_with_credential_health(api_client):

@@ -108,14 +108,13 @@ def test_virtual_datasets_and_external_storage_are_refused(aws_world, router, ma
 
 
 @pytest.fixture
-def md_client(api_env):
+def md_client(api_env, monkeypatch):
     from fastapi.testclient import TestClient
 
     from raster_api.main import create_app
-    from raster_api.md import add_md_routes
 
+    monkeypatch.setenv("RASTER_API_MD_ENABLED", "true")
     app = create_app()
-    add_md_routes(app)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 
@@ -352,11 +351,10 @@ def small_budget_md_client(api_env, monkeypatch):
     from fastapi.testclient import TestClient
 
     from raster_api.main import create_app
-    from raster_api.md import add_md_routes
 
     monkeypatch.setenv("RASTER_API_MAX_SOURCE_BYTES", str(2**20))
+    monkeypatch.setenv("RASTER_API_MD_ENABLED", "true")
     app = create_app()
-    add_md_routes(app)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 
