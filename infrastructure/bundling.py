@@ -30,6 +30,7 @@ from typing import Any
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
 from packaging.requirements import Requirement
 
@@ -39,11 +40,16 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_DIR = Path(__file__).resolve().parent / "placeholder_code"
+PLACEHOLDER_IMAGE_DIR = Path(__file__).resolve().parent / "placeholder_image"
 PYTHON_VERSION = "3.12"
 # Where Lambda unpacks the code: the file names that tracebacks of the bundled byte-code show.
 LAMBDA_TASK_ROOT = "/var/task"
 # Lambda's unzipped deployment package limit (code + layers).
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# Lambda's container image limit (all layers, uncompressed).
+LAMBDA_IMAGE_LIMIT = 10 * 1024**3
+# Lambda's own base image of the runtime: the image function runs the same Python as the zip functions.
+LAMBDA_BASE_IMAGE = f"public.ecr.aws/lambda/python:{PYTHON_VERSION}"
 # Bump when the way a bundle is built changes, so cached bundles are rebuilt.
 BUNDLER_VERSION = "3"
 # Local development only; never needed on Lambda.
@@ -74,6 +80,8 @@ class LambdaBundle:
     architecture: Architecture = "x86_64"
     # `name==version` pins applied with `pip -c`: the versions the test suite ran with (see `environment_pins`).
     constraints: tuple[str, ...] = ()
+    # What Lambda accepts: a zip's 250 MB unzipped, or a container image's 10 GB.
+    size_limit: int = LAMBDA_UNZIPPED_LIMIT
 
     @property
     def architecture_tag(self) -> str:
@@ -116,6 +124,18 @@ def environment_pins() -> tuple[str, ...]:
 def raster_bundle(architecture: Architecture) -> LambdaBundle:
     return LambdaBundle(
         "raster-api", project_requirements("api"), ("providers", "raster_api"), architecture, environment_pins()
+    )
+
+
+def md_bundle(architecture: Architecture) -> LambdaBundle:
+    # The api extra plus xarray, h5py, zarr and obstore is about 300 MB, over a zip's 250 MB: it ships as an image.
+    return LambdaBundle(
+        "raster-api-md",
+        project_requirements("api", "md"),
+        ("providers", "raster_api"),
+        architecture,
+        environment_pins(),
+        size_limit=LAMBDA_IMAGE_LIMIT,
     )
 
 
@@ -284,7 +304,7 @@ def build_bundle(bundle: LambdaBundle, cache_dir: Path, root: Path = REPO_ROOT) 
         shutil.copytree(root / package, work / package, ignore=shutil.ignore_patterns(*STRIPPED_DIRS, "*.py[co]"))
     strip_bundle(work, bundle.architecture)
     compile_sourceless(work)
-    size = check_size(work, bundle.name)
+    size = check_size(work, bundle.name, bundle.size_limit)
     print(f"[bundling] {bundle.name}: {size / 2**20:.0f} MB unzipped")
     work.rename(final)
     prune_cache(cache_dir, bundle.name, keep=final)
@@ -368,3 +388,36 @@ def lambda_code(bundle: LambdaBundle, mode: BundlingMode, cache_dir: Path, root:
         asset_hash_type=AssetHashType.CUSTOM,
         bundling=options,
     )
+
+
+def image_dockerfile(handler: str) -> str:
+    """The Dockerfile of a bundle shipped as an image: Lambda's base image of the runtime, plus the bundle."""
+    return f'FROM {LAMBDA_BASE_IMAGE}\nCOPY . ${{LAMBDA_TASK_ROOT}}\nCMD ["{handler}"]\n'
+
+
+def lambda_image_code(
+    bundle: LambdaBundle, handler: str, mode: BundlingMode, cache_dir: Path, root: Path = REPO_ROOT
+) -> lambda_.DockerImageCode:
+    """An image for `bundle`: the locally built bundle (the same pip install, stripping and byte-code as a zip) over
+    Lambda's base image, so `cdk synth` needs no Docker and only `cdk deploy` builds (a single COPY); `skip` gives a
+    placeholder so template tests run in seconds; `docker` runs the pip install inside the image build."""
+    platform = ecr_assets.Platform.LINUX_ARM64 if bundle.architecture == "arm64" else ecr_assets.Platform.LINUX_AMD64
+    if mode == "skip":
+        return lambda_.DockerImageCode.from_image_asset(str(PLACEHOLDER_IMAGE_DIR), platform=platform)
+    if mode == "docker":
+        return lambda_.DockerImageCode.from_image_asset(
+            str(root),
+            file="infrastructure/md.Dockerfile",
+            platform=platform,
+            build_args={"REQUIREMENTS": " ".join(bundle.requirements), "CONSTRAINTS": " ".join(bundle.constraints)},
+            exclude=[
+                "*",
+                "!infrastructure/md.Dockerfile",
+                *(f"!{package}" for package in bundle.packages),
+                "**/__pycache__",
+                "**/tests",
+            ],
+        )
+    directory = build_bundle(bundle, cache_dir, root)
+    (directory / "Dockerfile").write_text(image_dockerfile(handler))
+    return lambda_.DockerImageCode.from_image_asset(str(directory), platform=platform)

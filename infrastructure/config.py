@@ -91,6 +91,10 @@ class DeploySettings(BaseSettings):
     snap_start: bool = True
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     raster_environment: dict[str, str] = Field(default_factory=dict)
+    # The `/md/` routes (NetCDF-4, HDF5, Zarr) in a second function behind the same API: a container image, as their
+    # dependencies take the bundle past a zip's 250 MB, so deploying it needs Docker; Lambda has no SnapStart for
+    # images. Off: `/md/` is a 404.
+    md: bool = False
     # None = the account's unreserved pool; a number caps (and guarantees) the raster Lambda's concurrency.
     raster_reserved_concurrency: Annotated[int | None, Field(ge=1)] = None
     # Custom domain: on the CloudFront distribution when `cdn` is on (certificate in us-east-1), else on API Gateway.

@@ -34,6 +34,7 @@ class DashboardProps:
     function: lambda_.IFunction
     api: apigw.HttpApi
     distribution: cloudfront.IDistribution | None = None
+    md_function: lambda_.IFunction | None = None
 
 
 def _provider_metric(namespace: str, name: str, provider: str, statistic: str) -> cloudwatch.Metric:
@@ -71,7 +72,9 @@ class Dashboard(Construct):
             self.dashboard.add_widgets(*self._provider_row(provider, provider in props.earthdata_providers))
         if props.distribution:
             self.dashboard.add_widgets(*self._cdn_row(props.distribution))
-        self.dashboard.add_widgets(*self._api_row(props.api), *self._lambda_row(props.function))
+        self.dashboard.add_widgets(*self._api_row(props.api), *self._lambda_row(props.function, "Raster Lambda"))
+        if props.md_function:
+            self.dashboard.add_widgets(*self._lambda_row(props.md_function, "md Lambda (/md/)"))
 
     @staticmethod
     def _provider_row(provider: str, earthdata: bool) -> list[cloudwatch.IWidget]:
@@ -153,15 +156,15 @@ class Dashboard(Construct):
         ]
 
     @staticmethod
-    def _lambda_row(function: lambda_.IFunction) -> list[cloudwatch.IWidget]:
+    def _lambda_row(function: lambda_.IFunction, name: str) -> list[cloudwatch.IWidget]:
         return [
             cloudwatch.GraphWidget(
-                title="Raster Lambda duration (ms)",
+                title=f"{name} duration (ms)",
                 width=WIDTH // 3,
                 left=[function.metric_duration(period=PERIOD, statistic=s) for s in ("p50", "p99", "Maximum")],
             ),
             cloudwatch.GraphWidget(
-                title="Raster Lambda concurrent executions",
+                title=f"{name} concurrent executions",
                 width=WIDTH // 3,
                 left=[
                     cloudwatch.Metric(
@@ -174,7 +177,7 @@ class Dashboard(Construct):
                 ],
             ),
             cloudwatch.GraphWidget(
-                title="Raster Lambda throttles and errors",
+                title=f"{name} throttles and errors",
                 width=WIDTH // 3,
                 left=[
                     function.metric_throttles(period=PERIOD, statistic="Sum"),

@@ -106,6 +106,8 @@ def acknowledge_findings(
             "else, so Secrets Manager's four-step rotation protocol has nothing to set or test.",
         )
     acknowledge_lambda(raster.function)
+    if raster.md_function:
+        acknowledge_lambda(raster.md_function)
     if rotator:
         acknowledge_lambda(rotator.function)
     if rotator and rotator.check_provider is not None:
@@ -132,13 +134,14 @@ def acknowledge_findings(
             "one-hour keys); Secrets Manager's own rotation protocol does not fit a value fetched from Earthdata.",
         )
     for arn in bucket_arns(default_buckets):
-        if "*" in arn:
-            _acknowledge(
-                raster.function,
-                f"AwsSolutions-IAM5[Resource::{arn}]",
-                "Objects (or bucket globs) of the `default` provider's buckets, exactly as the providers file lists "
-                "them: the raster API reads any COG in the buckets it serves with its own identity.",
-            )
+        for function in (raster.function, raster.md_function):
+            if "*" in arn and function:
+                _acknowledge(
+                    function,
+                    f"AwsSolutions-IAM5[Resource::{arn}]",
+                    "Objects (or bucket globs) of the `default` provider's buckets, exactly as the providers file "
+                    "lists them: the raster API reads any object in the buckets it serves with its own identity.",
+                )
     if raster.download_role:
         for arn in bucket_arns(downloadable_buckets):
             if "*" in arn:

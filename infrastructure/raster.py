@@ -1,4 +1,5 @@
-"""The raster API: one Python 3.12 Lambda behind an API Gateway HTTP API (optionally on a custom domain).
+"""The raster API: one Python 3.12 Lambda behind an API Gateway HTTP API (optionally on a custom domain), and with `md`
+a second one serving `/md/` (NetCDF-4, HDF5, Zarr) from a container image, with the same environment and grants.
 
 Permissions are grants, each naming exactly what the providers file names: read the provider (and database) secrets,
 assume the configured provider roles, read the `default` provider's buckets. Environment = user defaults, then the
@@ -85,13 +86,15 @@ class RasterApiProps:
     token_issuer: TokenIssuer | None = None
     # The key tile URL grants are signed with (`RASTER_API_GRANT_SECRET_ID`); None: no signed tile URLs.
     grant_key_secret: secretsmanager.ISecret | None = None
+    # The md function's image (`infrastructure.bundling.lambda_image_code`); None: no `/md/` routes.
+    md_code: lambda_.DockerImageCode | None = None
     # Escape hatch: extra environment (never overrides the contract variables above).
     environment: dict[str, str] = field(default_factory=dict)
 
 
 class RasterApi(Construct):
-    """Public members: `function`, `target` (alias when SnapStart is on), `api`, `url`, `domain`, `security_group`,
-    `download_role` (None unless a `default` provider allows downloads)."""
+    """Public members: `function`, `target` (alias when SnapStart is on), `md_function` (None without `md_code`),
+    `api`, `url`, `domain`, `security_group`, `download_role` (None unless a `default` provider allows downloads)."""
 
     def __init__(self, scope: Construct, construct_id: str, props: RasterApiProps) -> None:
         super().__init__(scope, construct_id)
@@ -124,7 +127,10 @@ class RasterApi(Construct):
             if props.snap_start
             else self.function
         )
-        self._grant(props)
+        self.md_function = self._md_function(props) if props.md_code else None
+        self._grant(props, self.function)
+        if self.md_function:
+            self._grant(props, self.md_function)
         self.download_role = self._download_role(props)
         self.domain = self._domain(props)
         self.api = apigw.HttpApi(
@@ -134,6 +140,12 @@ class RasterApi(Construct):
             default_integration=integrations.HttpLambdaIntegration("Lambda", self.target),
             default_domain_mapping=apigw.DomainMappingOptions(domain_name=self.domain) if self.domain else None,
         )
+        if self.md_function:
+            self.api.add_routes(
+                path="/md/{proxy+}",
+                methods=[apigw.HttpMethod.ANY],
+                integration=integrations.HttpLambdaIntegration("Md", self.md_function),
+            )
         self._stage_settings(props)
         self.url = f"https://{props.domain_name}/" if props.domain_name else self.api.api_endpoint + "/"
 
@@ -165,23 +177,43 @@ class RasterApi(Construct):
             )
         return env
 
-    def _grant(self, props: RasterApiProps) -> None:
+    def _md_function(self, props: RasterApiProps) -> lambda_.DockerImageFunction:
+        assert props.md_code is not None  # noqa: S101 - called only with an image
+        self.md_log_group = logs.LogGroup(self, "MdLogs", retention=logs.RetentionDays.ONE_MONTH)
+        return lambda_.DockerImageFunction(
+            self,
+            "MdFunction",
+            description="NetCDF-4, HDF5 and Zarr tiles (titiler.xarray) with per-provider credentials",
+            code=props.md_code,
+            architecture=props.architecture,
+            memory_size=props.memory_mb,
+            timeout=props.timeout,
+            environment={**self.environment(props), "RASTER_API_MD_ENABLED": "true"},
+            vpc=props.vpc,
+            vpc_subnets=props.subnets,
+            security_groups=[self.security_group] if self.security_group else None,
+            log_group=self.md_log_group,
+            reserved_concurrent_executions=props.reserved_concurrency,
+        )
+
+    @staticmethod
+    def _grant(props: RasterApiProps, function: lambda_.Function) -> None:
         for secret in props.provider_secrets.values():
-            secret.grant_read(self.function)
+            secret.grant_read(function)
         if props.pgstac_secret:
-            props.pgstac_secret.grant_read(self.function)
+            props.pgstac_secret.grant_read(function)
         if props.origin_verify_secret:
-            props.origin_verify_secret.grant_read(self.function)
+            props.origin_verify_secret.grant_read(function)
         if props.grant_key_secret is not None:
-            props.grant_key_secret.grant_read(self.function)
+            props.grant_key_secret.grant_read(function)
         role_arns = sorted({p.role_arn for p in props.providers if p.kind is ProviderKind.ASSUME_ROLE and p.role_arn})
         if role_arns:
-            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=role_arns))
+            function.add_to_role_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=role_arns))
         buckets = default_buckets(props.providers)
         if buckets:
             arns = bucket_arns(buckets)
-            self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=arns[0::2]))
-            self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=arns[1::2]))
+            function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=arns[0::2]))
+            function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=arns[1::2]))
 
     def _download_role(self, props: RasterApiProps) -> iam.Role | None:
         buckets = download_buckets(props.providers)
@@ -208,7 +240,9 @@ class RasterApi(Construct):
 
     def set_public_url(self, url: str) -> None:
         """The origin (`https://host`, no path) every link the API writes starts with, instead of a request's Host."""
-        self.function.add_environment("RASTER_API_PUBLIC_URL", url)
+        for function in (self.function, self.md_function):
+            if function:
+                function.add_environment("RASTER_API_PUBLIC_URL", url)
 
     def _domain(self, props: RasterApiProps) -> apigw.DomainName | None:
         if not (props.domain_name and props.certificate_arn):

@@ -16,14 +16,14 @@ from constructs import Construct
 
 from infrastructure.alarms import Alarms, AlarmsProps
 from infrastructure.auth import TokenIssuer, UserPoolAuth, UserPoolAuthProps
-from infrastructure.bundling import lambda_code, raster_bundle, rotator_bundle
+from infrastructure.bundling import lambda_code, lambda_image_code, md_bundle, raster_bundle, rotator_bundle
 from infrastructure.cdn import Cdn, CdnProps
 from infrastructure.config import DeploySettings
 from infrastructure.dashboard import Dashboard, DashboardProps
 from infrastructure.nag import acknowledge_findings
 from infrastructure.network import Network, NetworkProps
 from infrastructure.provider_secrets import ProviderSecrets
-from infrastructure.raster import RasterApi, RasterApiProps, default_buckets, download_buckets
+from infrastructure.raster import HANDLER, RasterApi, RasterApiProps, default_buckets, download_buckets
 from infrastructure.rotator import CredentialRotator, CredentialRotatorProps
 from providers import Provider, ProviderKind
 
@@ -155,6 +155,11 @@ class RasterTilerStack(Stack):
                 origin_verify_secret_id=self.origin_verify_secret_name if self.origin_verify_secret else None,
                 token_issuer=self._token_issuer(),
                 grant_key_secret=self.grant_key_secret,
+                md_code=lambda_image_code(
+                    md_bundle(settings.architecture), HANDLER, settings.bundling, settings.bundle_cache_dir
+                )
+                if settings.md
+                else None,
                 environment=dict(settings.raster_environment),
             ),
         )
@@ -202,6 +207,7 @@ class RasterTilerStack(Stack):
                 providers=tuple(p.name for p in settings.providers),
                 earthdata_providers=tuple(p.name for p in settings.earthdata_providers),
                 function=self.raster.function,
+                md_function=self.raster.md_function,
                 api=self.raster.api,
                 distribution=self.cdn.distribution if self.cdn else None,
             ),

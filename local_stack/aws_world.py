@@ -406,6 +406,12 @@ NON_COG_KEY = "uploads/striped-no-overviews.tif"
 NON_COG_URL = f"s3://{NON_COG_BUCKET}/{NON_COG_KEY}"
 
 
+# NetCDF-4 samples for the `/md/` routes (local_stack.samples.make_sst_netcdf): a PO.DAAC-style one in a DAAC's
+# bucket and one in our own, each with its own base temperature (degrees Celsius).
+MD_SAMPLE_KEY = "md/sst/20260701-MUR-like.nc"
+MD_SAMPLE_BASES: dict[str, float] = {DAAC_A_BUCKET: 10.0, OWN_BUCKET: 20.0}
+
+
 def sample_url(bucket: str) -> str:
     return f"s3://{bucket}/{SAMPLE_KEYS[bucket]}"
 
@@ -419,6 +425,15 @@ def upload_samples(world: AwsWorld) -> dict[str, str]:
         world.put_object(bucket, SAMPLE_KEYS[bucket], make_cog(base))
     world.put_object(NON_COG_BUCKET, NON_COG_KEY, make_striped_geotiff())
     return {bucket: sample_url(bucket) for bucket in SAMPLE_BASES}
+
+
+def upload_md_samples(world: AwsWorld) -> dict[str, str]:
+    """Put the NetCDF samples into their buckets; returns bucket -> s3:// URL."""
+    from local_stack.samples import make_sst_netcdf
+
+    for bucket, base in MD_SAMPLE_BASES.items():
+        world.put_object(bucket, MD_SAMPLE_KEY, make_sst_netcdf(base))
+    return {bucket: f"s3://{bucket}/{MD_SAMPLE_KEY}" for bucket in MD_SAMPLE_BASES}
 
 
 def providers_config(world: AwsWorld, earthdata_url: str = "http://127.0.0.1:9/") -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlencode
 
 from local_stack.aws_world import (
     EARTHDATA_LOGIN_SECRET,
@@ -45,10 +46,12 @@ from local_stack.aws_world import (
     free_port,
     moto_server,
     providers_config,
+    upload_md_samples,
     upload_samples,
 )
 from local_stack.cognito import NO_GROUP_USER, SAMPLE_GROUPS, CognitoIssuer, create_issuer, sample_user
 from local_stack.processes import base_env, serving, start_process, stop_process, uvicorn_argv
+from local_stack.samples import SST_VARIABLE
 from providers.models import owner_of, parse_providers
 
 DEFAULT_PORT = 8000
@@ -157,6 +160,8 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
     steps.done(f"moto ready: {endpoint} (S3, STS, IAM, Secrets Manager; IAM authentication on)")
     samples = upload_samples(world)
     steps.done(f"sample COGs uploaded: {', '.join(samples.values())}")
+    md_samples = upload_md_samples(world)
+    steps.done(f"sample NetCDF files uploaded (for /md/): {', '.join(md_samples.values())}")
 
     edl, edl_password = _start_earthdata(stack, world)
     world.put_secret(EARTHDATA_LOGIN_SECRET, {"username": EARTHDATA_USER, "password": edl_password})
@@ -191,7 +196,8 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
         **world.endpoint_env(),
         **world.assume("raster-lambda", session_name="raster-api").env(),
         "PROVIDERS_CONFIG": providers_json,
-        "RASTER_API_VIEWER_SAMPLES": json.dumps(_viewer_samples(providers_json, samples)),
+        "RASTER_API_VIEWER_SAMPLES": json.dumps(_viewer_samples(providers_json, samples, md_samples)),
+        "RASTER_API_MD_ENABLED": "true",
         "RASTER_API_DOWNLOAD_ROLE_ARN": world.role_arns["raster-download"],
         **issuer.api_env(),
         # Signed tile URLs: a key of this run only (the stack's is a rotated Secrets Manager secret).
@@ -199,7 +205,7 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
         **db_env,
     }
     api = _serve(stack, env, options, logs, steps)
-    _print_urls(options.port, samples, providers_json, edl.base_url, db_state)
+    _print_urls(options.port, samples, md_samples, providers_json, db_state)
     _print_sign_in(options.port, token_files)
     if options.state_file:
         state = {
@@ -210,6 +216,7 @@ def _start_local(stack: ExitStack, options: StackOptions, logs: Path) -> subproc
             "earthdata": edl.base_url,
             "providers": json.loads(providers_json),
             "samples": samples,
+            "md_samples": md_samples,
             "tokens": {user: str(path) for user, path in token_files.items()},
             **db_state,
         }
@@ -348,7 +355,9 @@ def _start_api(stack: ExitStack, env: dict[str, str], port: int, logs: Path) -> 
         raise StartupError(f"the raster API did not come up: {exc}{_tail(log)}") from None
 
 
-def _viewer_samples(providers_json: str, samples: dict[str, str]) -> list[dict[str, str]]:
+def _viewer_samples(
+    providers_json: str, samples: dict[str, str], md_samples: dict[str, str] | None = None
+) -> list[dict[str, str]]:
     providers = parse_providers(json.loads(providers_json))
     out = []
     for bucket, url in samples.items():
@@ -360,20 +369,30 @@ def _viewer_samples(providers_json: str, samples: dict[str, str]) -> list[dict[s
     owner = owner_of(providers, bucket)
     title = f"Not a COG (striped, no overviews): {NON_COG_URL}"
     out.append({"url": NON_COG_URL, "provider": owner.name if owner else "", "title": title})
+    for bucket, url in (md_samples or {}).items():
+        owner = owner_of(providers, bucket)
+        title = f"NetCDF, {SST_VARIABLE} ({owner.display_title if owner else bucket}): {url}"
+        out.append({"url": url, "provider": owner.name if owner else "", "title": title, "variable": SST_VARIABLE})
     return out
 
 
 def _print_urls(
-    port: int, samples: dict[str, str], providers_json: str, earthdata: str, db_state: dict[str, Any]
+    port: int, samples: dict[str, str], md_samples: dict[str, str], providers_json: str, db_state: dict[str, Any]
 ) -> None:
     api = f"http://{HOST}:{port}"
     say(f"viewer:    {api}/")
     say(f"API docs:  {api}/api.html")
     say(f"providers: {api}/providers")
-    for sample in _viewer_samples(providers_json, samples):
-        say(f"tilejson:  {api}/cog/WebMercatorQuad/tilejson.json?url={sample['url']}&provider={sample['provider']}")
+    for sample in _viewer_samples(providers_json, samples, md_samples):
+        query = urlencode({"url": sample["url"], "provider": sample["provider"], **_variable(sample)})
+        routes = "md" if "variable" in sample else "cog"
+        say(f"tilejson:  {api}/{routes}/WebMercatorQuad/tilejson.json?{query}")
     if db_state.get("search_id"):
         say(f"mosaic:    {api}/searches/{db_state['search_id']}/info")
+
+
+def _variable(sample: dict[str, str]) -> dict[str, str]:
+    return {"variable": sample["variable"]} if "variable" in sample else {}
 
 
 def _write_state(stack: ExitStack, path: Path, world: AwsWorld, state: dict[str, Any]) -> None:

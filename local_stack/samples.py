@@ -118,3 +118,61 @@ def make_hostile_geotiff(
                 for band in range(1, count + 1):
                     dst.update_tags(band, STATISTICS_MINIMUM=0, STATISTICS_MAXIMUM=100)
         return bytes(memory.read())
+
+
+# West of the COG samples, so the sea-surface temperature and the COGs can be told apart on one map.
+SST_BOUNDS = (-121.0, 34.0, -120.0, 35.0)
+SST_SIZE = 256
+SST_VARIABLE = "analysed_sst"
+SST_OFFSET = 273.15
+SST_SCALE = 0.001
+SST_FILL = -32768
+# The north-west corner is land: no value there (`_FillValue`).
+SST_LAND = 32
+
+
+def sst_value(base: float, column: int, time: int = 0) -> float:
+    """The sample's temperature (kelvin) at `column` of time step `time`, as decoded from its packed integers."""
+    return SST_OFFSET + SST_SCALE * round((base + 0.5 * (column // 32) + time) / SST_SCALE)
+
+
+def make_sst_netcdf(base: float, bounds: tuple[float, float, float, float] = SST_BOUNDS) -> bytes:
+    """A NetCDF-4 file shaped like PO.DAAC's MUR sea-surface temperature: `analysed_sst(time, lat, lon)` packed as
+    int16 with `scale_factor`/`add_offset` and `_FillValue`, latitude ascending, chunked and compressed; two daily
+    time steps. Its value is `base` degrees Celsius plus 0.5 per 32 columns, plus 1 on the second day."""
+    import xarray
+
+    west, south, east, north = bounds
+    step = (east - west) / SST_SIZE
+    celsius = np.stack(
+        [np.broadcast_to(base + 0.5 * (np.arange(SST_SIZE) // 32) + t, (SST_SIZE, SST_SIZE)) for t in (0, 1)]
+    )
+    kelvin = (SST_OFFSET + celsius).astype("float64")
+    # Ascending latitude: row 0 is the south edge; the land corner is the north-west one.
+    kelvin[:, -SST_LAND:, :SST_LAND] = np.nan
+    ds = xarray.Dataset(
+        {
+            SST_VARIABLE: (
+                ("time", "lat", "lon"),
+                kelvin,
+                {"long_name": "analysed sea surface temperature", "units": "kelvin"},
+            )
+        },
+        coords={
+            "time": np.array(["2026-07-01", "2026-07-02"], dtype="datetime64[ns]"),
+            "lat": south + step * (np.arange(SST_SIZE) + 0.5),
+            "lon": west + step * (np.arange(SST_SIZE) + 0.5),
+        },
+        attrs={"title": "Sample sea-surface temperature (MUR-like)", "Conventions": "CF-1.7"},
+    )
+    encoding = {
+        SST_VARIABLE: {
+            "dtype": "int16",
+            "scale_factor": SST_SCALE,
+            "add_offset": SST_OFFSET,
+            "_FillValue": SST_FILL,
+            "chunksizes": (1, 128, 128),
+            "zlib": True,
+        }
+    }
+    return bytes(ds.to_netcdf(engine="h5netcdf", encoding=encoding))

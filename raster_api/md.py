@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
 import attr
+from affine import Affine
 import numpy
 import xarray
 from fastapi import Depends, FastAPI
@@ -160,7 +161,19 @@ class _ArrayHeader:
         self.height, self.width = int(array.shape[-2]), int(array.shape[-1])
         self.count = int(numpy.prod(array.shape[:-2])) if array.ndim > 2 else 1
         self.crs = array.rio.crs
-        self.transform = array.rio.transform()
+        transform = array.rio.transform()
+        if transform.e > 0:
+            # Latitude ascending (as in PO.DAAC's MUR): rio-tiler flips the rows it reads, so the read covers the
+            # same window as the north-up grid's; price that one.
+            transform = Affine(
+                transform.a,
+                transform.b,
+                transform.c,
+                transform.d,
+                -transform.e,
+                transform.f + transform.e * self.height,
+            )
+        self.transform = transform
         self.dtypes = [str(array.dtype)] * self.count
         # Zarr and chunked HDF5 read whole chunks; a contiguous HDF5 variable is read row by row.
         chunks = array.encoding.get("chunks") or array.encoding.get("chunksizes") or (1, self.width)

@@ -251,11 +251,12 @@ class PoolSettings(BaseSettings):
 
 
 class ViewerSample(BaseModel):
-    """A COG offered in the viewer's sample list."""
+    """A COG (or, with `variable`, a NetCDF/HDF5/Zarr variable) offered in the viewer's sample list."""
 
-    url: Annotated[str, Field(description="s3:// URL of the COG")]
+    url: Annotated[str, Field(description="s3:// URL of the COG, NetCDF/HDF5 file or Zarr store")]
     provider: Annotated[str | None, Field(description="Provider to read it with")] = None
     title: Annotated[str | None, Field(description="Label shown in the list")] = None
+    variable: Annotated[str | None, Field(description="Variable to show through /md/ (not a COG)")] = None
 
 
 class ViewerSettings(BaseSettings):

@@ -12,8 +12,10 @@ which the script keeps in `sessionStorage` (this tab only, never in the address 
 its JSON requests and as `access_token` on tile URLs. Without an issuer every caller is anonymous, so the box is left
 out rather than offered for nothing.
 
-Samples are configuration (`RASTER_API_VIEWER_SAMPLES`, a JSON list of `{"url", "provider"?, "title"?}`), so the
-local stack can offer its sample COGs while a deployment offers none or its own.
+Samples are configuration (`RASTER_API_VIEWER_SAMPLES`, a JSON list of `{"url", "provider"?, "title"?,
+"variable"?}`), so the local stack can offer its sample COGs while a deployment offers none or its own. With the
+`/md/` routes mounted the page also shows a variable of a NetCDF, HDF5 or Zarr object (the same map, histogram and
+values; the COG check does not apply).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def viewer_page(request: Request) -> HTMLResponse:
             "api_root": request.scope.get("root_path", "").rstrip("/"),
             "colormaps": COLORMAPS,
             "sign_in": _issuer_configured(request),
+            "md": request.app.state.enabled_parts.get("md", False),
         },
     )
 

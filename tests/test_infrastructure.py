@@ -1000,3 +1000,51 @@ def _no_aws_profile(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     yield
+
+
+# --- md function (NetCDF, HDF5, Zarr) -----------------------------------------------------------------------------
+
+
+def image_functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        k: v for k, v in resources(template, "AWS::Lambda::Function").items() if v["Properties"].get("PackageType")
+    }
+
+
+def test_md_routes_are_off_by_default(template: dict[str, Any]) -> None:
+    assert image_functions(template) == {}
+    routes = [r["Properties"]["RouteKey"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()]
+    assert routes == ["$default"]
+
+
+def test_md_function_serves_md_with_the_raster_functions_environment_and_grants(tmp_path: Path) -> None:
+    template = synth(settings(md=True), tmp_path)
+    raster_id, raster = function(template, "raster_api.handler.handler")
+    ((md_id, md),) = image_functions(template).items()
+    properties = md["Properties"]
+    assert properties["PackageType"] == "Image" and "SnapStart" not in properties  # Lambda has none for images
+    assert (properties["MemorySize"], properties["Timeout"]) == (2048, 25)
+    assert properties["VpcConfig"] == raster["Properties"]["VpcConfig"]
+    md_env = properties["Environment"]["Variables"]
+    raster_env = raster["Properties"]["Environment"]["Variables"]
+    assert md_env.pop("RASTER_API_MD_ENABLED") == "true"
+    # Downloads stay with the raster function (its download role); everything else is the same configuration.
+    assert md_env == {k: v for k, v in raster_env.items() if k != "RASTER_API_DOWNLOAD_ROLE_ARN"}
+    assert "RASTER_API_MD_ENABLED" not in raster_env
+    # The same secrets, roles and buckets, nothing more.
+    raster_grants = {json.dumps(s, sort_keys=True) for s in statements_of_role(template, raster_id)}
+    md_grants = {json.dumps(s, sort_keys=True) for s in statements_of_role(template, md_id)}
+    assert md_grants == raster_grants
+    # API Gateway sends /md/... to the md function, everything else to the raster function's alias.
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]["Target"]
+        for r in resources(template, "AWS::ApiGatewayV2::Route").values()
+    }
+    assert set(routes) == {"$default", "ANY /md/{proxy+}"}
+    integrations = resources(template, "AWS::ApiGatewayV2::Integration")
+    target = integrations[routes["ANY /md/{proxy+}"]["Fn::Join"][1][1]["Ref"]]
+    assert md_id in json.dumps(target["Properties"]["IntegrationUri"])
+    default = integrations[routes["$default"]["Fn::Join"][1][1]["Ref"]]
+    assert md_id not in json.dumps(default["Properties"]["IntegrationUri"])
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    assert "md Lambda (/md/) duration" in json.dumps(dashboard["Properties"]["DashboardBody"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def cdk_env() -> dict[str, str]:
         DEPLOY_PROVIDERS_CONFIG=str(EXAMPLE_PROVIDERS),
         DEPLOY_EARTHDATA_LOGIN_SECRET="raster-tiler/earthdata-login",
         DEPLOY_ALARM_EMAIL="ops@example.org",
+        DEPLOY_MD="true",
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
@@ -83,6 +85,21 @@ def lambda_assets(assembly: Path) -> dict[str, tuple[Path, dict[str, str]]]:
             # A new deploy-time value fails here by name rather than reaching the handler as a CloudFormation dict.
             env = {k: v if isinstance(v, str) else DEPLOY_TIME_VALUES[k] for k, v in variables.items()}
             assets[props["Handler"]] = (assembly / f"asset.{asset}", env)
+    return assets
+
+
+def image_assets(assembly: Path) -> dict[str, tuple[Path, dict[str, str]]]:
+    """command -> (image asset directory, environment) for every image Lambda in the synthesized template."""
+    assets = {}
+    for resource in synthesized_template(assembly)["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::Function" and props.get("PackageType") == "Image":
+            digest = json.dumps(props["Code"]["ImageUri"]).rsplit(":", 1)[-1].strip('"}]')
+            variables = props.get("Environment", {}).get("Variables", {})
+            env = {k: v if isinstance(v, str) else DEPLOY_TIME_VALUES[k] for k, v in variables.items()}
+            asset = assembly / f"asset.{digest}"
+            (command,) = re.findall(r'^CMD \["([^"]+)"\]$', (asset / "Dockerfile").read_text(), re.MULTILINE)
+            assets[command] = (asset, env)
     return assets
 
 
@@ -145,7 +162,7 @@ def test_synth_bundles_both_lambdas_without_docker(cloud_assembly: Path) -> None
 
 def test_assets_ship_byte_code_in_place_of_python_source(cloud_assembly: Path) -> None:
     # Lambda's /var/task is read-only: source-only bundles would be compiled again on every cold start.
-    for asset, _ in lambda_assets(cloud_assembly).values():
+    for asset, _ in [*lambda_assets(cloud_assembly).values(), *image_assets(cloud_assembly).values()]:
         assert not list(asset.rglob("*.py"))
         assert (asset / "providers" / "models.pyc").is_file()
 
@@ -172,3 +189,23 @@ def test_raster_handler_serves_from_its_asset_alone(cloud_assembly: Path) -> Non
     healthz, openapi = json.loads(result.stdout.splitlines()[-1])
     assert (healthz["statusCode"], json.loads(healthz["body"])["status"]) == (200, "ok")
     assert openapi["statusCode"] == 200 and "/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}" in openapi["body"]
+
+
+def test_md_image_is_the_bundle_over_lambdas_base_image_and_serves_md_alone(cloud_assembly: Path) -> None:
+    """The md function's image: Lambda's Python 3.12 base image plus the locally built bundle (no Docker at synth);
+    its handler answers from the bundle alone with the /md/ routes mounted."""
+    (handler,) = image_assets(cloud_assembly)
+    asset, env = image_assets(cloud_assembly)[handler]
+    assert handler == "raster_api.handler.handler"
+    assert (asset / "Dockerfile").read_text().splitlines()[:2] == [
+        "FROM public.ecr.aws/lambda/python:3.12",
+        "COPY . ${LAMBDA_TASK_ROOT}",
+    ]
+    assert {"titiler", "xarray", "h5py", "zarr", "obstore", "raster_api"} <= {p.name for p in asset.iterdir()}
+    env.pop("RASTER_API_ORIGIN_VERIFY_SECRET_ID")  # no Secrets Manager here (its check has its own tests)
+    events = [http_api_event("/healthz", {}), http_api_event("/api", {})]
+    result = import_in_clean_interpreter(asset, "raster_api.handler", env, events)
+    assert result.returncode == 0, result.stderr[-3000:]
+    healthz, openapi = json.loads(result.stdout.splitlines()[-1])
+    assert json.loads(healthz["body"]) == {"status": "ok", "cog": True, "pgstac": False, "md": True}
+    assert "/md/tiles/{tileMatrixSetId}/{z}/{x}/{y}" in openapi["body"]

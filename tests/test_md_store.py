@@ -1,4 +1,5 @@
-"""SPIKE (issue 26): NetCDF-4/HDF5 objects read through a provider's credentials (obstore), checked on the wire."""
+"""The `/md/` routes (NetCDF-4, HDF5, Zarr) and their store: read through the provider's credentials (obstore), checked
+on the wire (moto's recorder): only the canonical object or prefix, signed with its provider's key."""
 
 from __future__ import annotations
 
@@ -458,3 +459,37 @@ def test_md_wmts_and_map_page(aws_world, md_client):
     assert page.status_code == 200, page.text
     bad = md_client.get("/md/WMTSCapabilities.xml", params={**params, "rescale": "5,1"})
     assert bad.status_code == 400, bad.text
+
+
+def test_the_local_stacks_sst_sample_renders_through_md_as_written(aws_world, md_client, daac_keys):
+    """The PO.DAAC-style sample the local stack and the viewer show: both days' temperatures at a column (decoded
+    from int16 with scale/offset), the land corner without a value, a tile, and the POSTed statistics the viewer
+    draws its histogram from, all signed with the DAAC's key."""
+    from local_stack.aws_world import MD_SAMPLE_KEY
+    from local_stack.samples import SST_BOUNDS, SST_LAND, SST_SIZE, SST_VARIABLE, make_sst_netcdf, sst_value
+
+    aws_world.put_object(DAAC_A_BUCKET, MD_SAMPLE_KEY, make_sst_netcdf(10.0))
+    url = f"s3://{DAAC_A_BUCKET}/{MD_SAMPLE_KEY}"
+    query = {"url": url, "variable": SST_VARIABLE}
+    west, south, east, north = SST_BOUNDS
+    step = (east - west) / SST_SIZE
+    column = 200
+    with aws_world.recording.capture() as wire:
+        info = md_client.get("/md/info.geojson", params=query)
+        sea = md_client.get(f"/md/point/{west + step * (column + 0.5)},{south + 0.5}", params=query)
+        land = md_client.get(f"/md/point/{west + step * 3.5},{north - step * 3.5}", params=query)
+        tile = md_client.get("/md/tiles/WebMercatorQuad/8/42/101.png", params={**query, "rescale": "283,290"})
+        stats = md_client.post("/md/statistics", params={**query, "histogram_bins": 40}, json=info.json())
+    assert info.status_code == 200, info.text
+    assert [round(c, 6) for c in info.json()["bbox"]] == list(SST_BOUNDS)
+    assert info.json()["properties"]["count"] == 2  # the two days
+    assert sea.status_code == 200, sea.text
+    assert sea.json()["values"] == pytest.approx([sst_value(10.0, column, 0), sst_value(10.0, column, 1)])
+    assert land.status_code == 200 and land.json()["values"] == [None, None], land.text
+    assert (tile.status_code, tile.headers["content-type"]) == (200, "image/png"), tile.text
+    assert stats.status_code == 200, stats.text
+    b1 = stats.json()["properties"]["statistics"]["b1"]
+    assert (b1["min"], b1["max"]) == pytest.approx((sst_value(10.0, 0), sst_value(10.0, SST_SIZE - 1)))
+    assert b1["count"] == SST_SIZE * SST_SIZE - SST_LAND * SST_LAND
+    assert {urlsplit(r.url).path for r in wire.s3_requests()} == {f"/{DAAC_A_BUCKET}/{MD_SAMPLE_KEY}"}
+    assert {r.access_key_id for r in wire.s3_requests()} == {daac_keys["daac-a"].access_key_id}

@@ -19,9 +19,9 @@
     info: $("info"), stats: $("statistics"), validate: $("validate"),
     shareUrl: $("share-url"), tileUrl: $("tile-url"), tilejsonUrl: $("tilejson-url"), tokenHint: $("tile-token-hint"),
     signin: $("signin"), signinForm: $("signin-form"), token: $("token"), signedIn: $("signed-in"),
-    signedInAs: $("signed-in-as"), signout: $("signout"), signinStatus: $("signin-status"),
+    signedInAs: $("signed-in-as"), signout: $("signout"), signinStatus: $("signin-status"), variable: $("variable"),
   };
-  const STATE_KEYS = ["url", "provider", "bidx", "expression", "rescale", "colormap_name"];
+  const STATE_KEYS = ["url", "provider", "variable", "bidx", "expression", "rescale", "colormap_name"];
   const DEFAULT_COLORMAP = "viridis";
   const TOKEN_KEY = "raster-api-token";
 
@@ -115,11 +115,17 @@
     return `${response.status} ${response.statusText}`;
   }
 
-  async function getJSON(path) {
+  // With `body`, a POST of it as JSON.
+  async function getJSON(path, body) {
     const headers = { Accept: "application/json" };
     const t = storedToken();
     if (t) headers.Authorization = `Bearer ${t}`;
-    const response = await fetch(root + path, { headers });
+    const init = { headers };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      Object.assign(init, { method: "POST", body: JSON.stringify(body) });
+    }
+    const response = await fetch(root + path, init);
     let body = null;
     try { body = await response.json(); } catch (_) { body = null; }
     if (!response.ok) {
@@ -135,6 +141,7 @@
     return {
       url: q.get("url") || "",
       provider: q.get("provider") || "",
+      variable: (els.variable && q.get("variable")) || "",
       bidx: q.getAll("bidx").filter(Boolean),
       expression: q.get("expression") || "",
       rescale: q.get("rescale") || "",
@@ -152,7 +159,12 @@
     return q;
   }
 
-  function sameSource(a, b) { return a && b && a.url === b.url && a.provider === b.provider; }
+  function sameSource(a, b) {
+    return a && b && a.url === b.url && a.provider === b.provider && a.variable === b.variable;
+  }
+
+  // A variable of a NetCDF, HDF5 or Zarr object is read through /md/ (titiler.xarray); a GeoTIFF through /cog/.
+  function routes(state) { return state.variable ? "/md" : "/cog"; }
 
   function remember(state, replace) {
     const target = `${window.location.pathname}?${stateQuery(state)}`;
@@ -267,7 +279,9 @@
     for (const s of samples) {
       const opt = option(s.url, s.title || s.url);
       opt.dataset.provider = s.provider || "";
-      els.sample.appendChild(opt);
+      opt.dataset.variable = s.variable || "";
+      // Without the /md/ routes a variable sample cannot be shown: it is left out.
+      if (!s.variable || els.variable) els.sample.appendChild(opt);
     }
     if (!samples.length) els.sample.disabled = true;
   }
@@ -279,7 +293,9 @@
       els.provider.appendChild(option(state.provider, `${state.provider} (${els.signin ? "not listed" : "not configured"})`));
     }
     els.provider.value = state.provider;
-    const sample = Array.from(els.sample.options).find((o) => o.value === state.url && o.dataset.provider === state.provider);
+    if (els.variable) els.variable.value = state.variable;
+    const sample = Array.from(els.sample.options).find((o) => o.value === state.url
+      && o.dataset.provider === state.provider && (o.dataset.variable || "") === state.variable);
     els.sample.value = sample ? sample.value : "";
   }
 
@@ -319,7 +335,7 @@
     const expression = choice === "expr" ? els.expression.value.trim() : "";
     const lo = els.min.value.trim(), hi = els.max.value.trim();
     const state = {
-      url: view.url, provider: view.provider,
+      url: view.url, provider: view.provider, variable: view.variable,
       // A one-band image needs no `bidx` (the API's default), which keeps its links short.
       bidx: choice === "expr" || (source.info.count || 1) === 1 ? [] : choice.split(","),
       expression,
@@ -334,6 +350,7 @@
   function sourceQuery(state) {
     const q = new URLSearchParams({ url: state.url });
     if (state.provider) q.set("provider", state.provider);
+    if (state.variable) q.set("variable", state.variable);
     return q;
   }
 
@@ -368,19 +385,26 @@
       clearSource();
       setStatus(`Reading ${state.url}…`);
       const src = sourceQuery(state);
+      const footprint = getJSON(`${routes(state)}/info.geojson?${src}`);
       const [info, stats, validation] = await Promise.allSettled([
-        getJSON(`/cog/info.geojson?${src}`),
-        getJSON(`/cog/statistics?${src}&histogram_bins=40`),
-        getJSON(`/cog/validate?${src}`),
+        footprint,
+        state.variable
+          ? footprint.then((f) => statistics(state, `${src}&histogram_bins=40`, f))
+          : statistics(state, `${src}&histogram_bins=40`),
+        // The COG check is about GeoTIFFs: a variable has none.
+        state.variable ? Promise.resolve(null) : getJSON(`/cog/validate?${src}`),
       ]);
       if (token !== loadToken) return;
       if (info.status === "rejected") {
         showError(info.reason, state, `Cannot open ${state.url}${state.provider ? ` as ${state.provider}` : ""}.`);
         return;
       }
-      source = { url: state.url, provider: state.provider, info: info.value.properties, footprint: info.value };
+      source = {
+        url: state.url, provider: state.provider, variable: state.variable, info: info.value.properties,
+        footprint: info.value,
+      };
       els.info.textContent = JSON.stringify(info.value, null, 2);
-      showValidation(validation);
+      if (validation.value !== null) showValidation(validation);
       source.stats = stats.status === "fulfilled" ? stats.value : null;
       els.stats.textContent = stats.status === "fulfilled" ? JSON.stringify(stats.value, null, 2) : stats.reason.message;
       outline = L.geoJSON(info.value, {
@@ -410,11 +434,18 @@
     await showTiles(state, token);
   }
 
+  // titiler.xarray has no GET statistics: a variable's are those of its footprint, POSTed as a GeoJSON feature.
+  async function statistics(state, query, footprint) {
+    if (!state.variable) return getJSON(`/cog/statistics?${query}`);
+    const feature = await getJSON(`/md/statistics?${query}`, footprint);
+    return feature.properties.statistics;
+  }
+
   async function autoRescale(state) {
     let stats = source.stats;
     if (state.expression) {
       try {
-        stats = await getJSON(`/cog/statistics?${selectionQuery(state)}`);
+        stats = await statistics(state, selectionQuery(state), source.footprint);
       } catch (_) {
         return "";
       }
@@ -436,7 +467,7 @@
     const q = selectionQuery(state);
     if (state.rescale) q.set("rescale", state.rescale);
     if (state.colormap_name) q.set("colormap_name", state.colormap_name);
-    const tilejsonPath = `/cog/WebMercatorQuad/tilejson.json?${q}`;
+    const tilejsonPath = `${routes(state)}/WebMercatorQuad/tilejson.json?${q}`;
     try {
       const tj = await getJSON(tilejsonPath);
       if (token !== loadToken) return;
@@ -651,7 +682,7 @@
     }
     popup.setContent(`${formatLatLng(e.latlng)}<br>reading…`).openOn(map);
     try {
-      const point = await getJSON(`/cog/point/${lng.toFixed(6)},${e.latlng.lat.toFixed(6)}?${selectionQuery(view)}`);
+      const point = await getJSON(`${routes(view)}/point/${lng.toFixed(6)},${e.latlng.lat.toFixed(6)}?${selectionQuery(view)}`);
       const nodata = source.info.nodata_value;
       const lines = point.values.map((value, i) => {
         const name = (point.band_names || [])[i] || `b${i + 1}`;
@@ -701,7 +732,7 @@
     const state = readState();
     if (!state.url && samples.length) {
       const first = samples[0];
-      return { ...state, url: first.url, provider: first.provider || "", colormap_name: DEFAULT_COLORMAP };
+      return { ...state, url: first.url, provider: first.provider || "", variable: first.variable || "", colormap_name: DEFAULT_COLORMAP };
     }
     return state;
   }
@@ -760,13 +791,14 @@
   els.sample.addEventListener("change", () => {
     const opt = els.sample.selectedOptions[0];
     if (!opt || !opt.value) return;
-    go({ url: opt.value, provider: opt.dataset.provider || "", bidx: [], expression: "", rescale: "", colormap_name: keepColormap() });
+    go({ url: opt.value, provider: opt.dataset.provider || "", variable: opt.dataset.variable || "", bidx: [], expression: "", rescale: "", colormap_name: keepColormap() });
   });
   els.form.addEventListener("submit", (event) => {
     event.preventDefault();
     const url = els.url.value.trim();
     if (!url) { setStatus("Enter an s3:// URL or choose a sample.", "error"); return; }
-    const state = { url, provider: els.provider.value, bidx: [], expression: "", rescale: "", colormap_name: keepColormap() };
+    const variable = els.variable ? els.variable.value.trim() : "";
+    const state = { url, provider: els.provider.value, variable, bidx: [], expression: "", rescale: "", colormap_name: keepColormap() };
     source = null; // Show always reads the source again (e.g. after a 503 or a fixed upload)
     go(state);
   });
