@@ -2,7 +2,7 @@
 `docs/benchmarks-latency.png`.
 
 Options: `--quick` (fewer samples, for a smoke run), `--only NAME` (repeatable: latency, secrets, cold, mosaic,
-throughput, fuzz, cdn, hostile, floor). The whole run starts its own moto (and PostgreSQL when installed) and stops them at
+throughput, fuzz, cdn, hostile, floor, md). The whole run starts its own moto (and PostgreSQL when installed) and stops them at
 the end. `fuzz` (generated requests counted by status), `cdn` (the nginx cache in front of the API, S3 GETs per tile)
 and `hostile` (each hostile request's time and memory) are not part of the default run and write their own tables,
 `docs/benchmarks-<name>.md` and `bench/results-<name>.json`, so they never replace the timing table.
@@ -26,7 +26,7 @@ from local_stack.aws_world import DAAC_A_BUCKET, DAAC_B_BUCKET, OWN_BUCKET, PART
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = ("latency", "secrets", "cold", "mosaic", "throughput")
-SEPARATE = ("fuzz", "cdn", "hostile", "floor")
+SEPARATE = ("fuzz", "cdn", "hostile", "floor", "md")
 REFRESH_INTERVAL_S = 4.0
 # What SnapStart's sandboxes lack: the Lambda's keys arrive through a container credentials endpoint instead.
 NO_ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -210,6 +210,12 @@ def _hostile(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
     return run_hostile({**bw.api_env(), **_clean(SAFE_ENV)}, bw.world, workdir)
 
 
+def _md(bw: BenchWorld, quick: bool, workdir: Path) -> Section:
+    from bench.md import run_md
+
+    return run_md(bw, {**SAFE_ENV, **bw.api_env()}, bw.world.endpoint, count=30 if quick else 150)
+
+
 def _clean(env: dict[str, str | None]) -> dict[str, str]:
     return {k: v for k, v in env.items() if v is not None}
 
@@ -224,6 +230,7 @@ RUNNERS: dict[str, Callable[[BenchWorld, bool, Path], Section]] = {
     "cdn": _cdn,
     "hostile": _hostile,
     "floor": _floor,
+    "md": _md,
 }
 
 

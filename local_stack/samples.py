@@ -6,6 +6,8 @@ Each sample is a single-band uint8 COG (EPSG:4326, internal overviews, nodata 0)
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import rasterio
 from rasterio.io import MemoryFile
@@ -136,43 +138,52 @@ def sst_value(base: float, column: int, time: int = 0) -> float:
     return SST_OFFSET + SST_SCALE * round((base + 0.5 * (column // 32) + time) / SST_SCALE)
 
 
-def make_sst_netcdf(base: float, bounds: tuple[float, float, float, float] = SST_BOUNDS) -> bytes:
-    """A NetCDF-4 file shaped like PO.DAAC's MUR sea-surface temperature: `analysed_sst(time, lat, lon)` packed as
-    int16 with `scale_factor`/`add_offset` and `_FillValue`, latitude ascending, chunked and compressed; two daily
-    time steps. Its value is `base` degrees Celsius plus 0.5 per 32 columns, plus 1 on the second day."""
+def sst_dataset(
+    base: float, bounds: tuple[float, float, float, float] = SST_BOUNDS, size: int = SST_SIZE
+) -> tuple[Any, dict[str, Any]]:
+    """The sample as an xarray Dataset and its encoding, shaped like PO.DAAC's MUR sea-surface temperature:
+    `analysed_sst(time, lat, lon)` packed as int16 with `scale_factor`/`add_offset` and `_FillValue`, latitude
+    ascending, chunked; two daily time steps. Its value is `base` degrees Celsius plus 0.5 per 32 columns, plus 1 on
+    the second day; the north-west corner is land (no value)."""
     import xarray
 
     west, south, east, north = bounds
-    step = (east - west) / SST_SIZE
-    celsius = np.stack(
-        [np.broadcast_to(base + 0.5 * (np.arange(SST_SIZE) // 32) + t, (SST_SIZE, SST_SIZE)) for t in (0, 1)]
-    )
-    kelvin = (SST_OFFSET + celsius).astype("float64")
+    step_x, step_y = (east - west) / size, (north - south) / size
+    ramp = base + 0.5 * (np.arange(size) // 32)
+    kelvin = np.stack([np.broadcast_to(SST_OFFSET + ramp + t, (size, size)) for t in (0, 1)]).astype("float64")
     # Ascending latitude: row 0 is the south edge; the land corner is the north-west one.
     kelvin[:, -SST_LAND:, :SST_LAND] = np.nan
+    attrs = {"long_name": "analysed sea surface temperature", "units": "kelvin"}
     ds = xarray.Dataset(
-        {
-            SST_VARIABLE: (
-                ("time", "lat", "lon"),
-                kelvin,
-                {"long_name": "analysed sea surface temperature", "units": "kelvin"},
-            )
-        },
+        {SST_VARIABLE: (("time", "lat", "lon"), kelvin, attrs)},
         coords={
             "time": np.array(["2026-07-01", "2026-07-02"], dtype="datetime64[ns]"),
-            "lat": south + step * (np.arange(SST_SIZE) + 0.5),
-            "lon": west + step * (np.arange(SST_SIZE) + 0.5),
+            "lat": south + step_y * (np.arange(size) + 0.5),
+            "lon": west + step_x * (np.arange(size) + 0.5),
         },
         attrs={"title": "Sample sea-surface temperature (MUR-like)", "Conventions": "CF-1.7"},
     )
-    encoding = {
-        SST_VARIABLE: {
-            "dtype": "int16",
-            "scale_factor": SST_SCALE,
-            "add_offset": SST_OFFSET,
-            "_FillValue": SST_FILL,
-            "chunksizes": (1, 128, 128),
-            "zlib": True,
-        }
-    }
+    packing = {"dtype": "int16", "scale_factor": SST_SCALE, "add_offset": SST_OFFSET, "_FillValue": SST_FILL}
+    return ds, packing
+
+
+def make_sst_netcdf(base: float, bounds: tuple[float, float, float, float] = SST_BOUNDS, size: int = SST_SIZE) -> bytes:
+    """`sst_dataset` as a NetCDF-4 file (chunks of 128 x 128, zlib)."""
+    ds, packing = sst_dataset(base, bounds, size)
+    encoding = {SST_VARIABLE: {**packing, "chunksizes": (1, 128, 128), "zlib": True}}
     return bytes(ds.to_netcdf(engine="h5netcdf", encoding=encoding))
+
+
+def make_sst_zarr(
+    base: float, bounds: tuple[float, float, float, float] = SST_BOUNDS, size: int = SST_SIZE
+) -> dict[str, bytes]:
+    """`sst_dataset` as a Zarr store (format 2, consolidated, chunks of 256 x 256): key under the store -> bytes."""
+    import tempfile
+    from pathlib import Path
+
+    ds, packing = sst_dataset(base, bounds, size)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store.zarr"
+        encoding = {SST_VARIABLE: {**packing, "chunks": (1, 256, 256)}}
+        ds.to_zarr(store, encoding=encoding, zarr_format=2, consolidated=True)
+        return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}

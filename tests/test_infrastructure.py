@@ -1006,9 +1006,7 @@ def _no_aws_profile(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def image_functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        k: v for k, v in resources(template, "AWS::Lambda::Function").items() if v["Properties"].get("PackageType")
-    }
+    return {k: v for k, v in resources(template, "AWS::Lambda::Function").items() if v["Properties"].get("PackageType")}
 
 
 def test_md_routes_are_off_by_default(template: dict[str, Any]) -> None:

@@ -30,10 +30,11 @@ import requests
 from botocore.config import Config
 from PIL import Image
 
-from local_stack.aws_world import SAMPLE_BASES, free_port
+from local_stack.aws_world import MD_SAMPLE_BASES, SAMPLE_BASES, free_port
 from local_stack.cdn import nginx_missing
 from local_stack.pgstac_db import postgis_missing
 from local_stack.processes import start_process, stop_process
+from local_stack.samples import SST_BOUNDS, SST_SIZE, SST_VARIABLE, sst_value
 from providers import S3Credentials
 from providers.models import owner_of, parse_providers
 
@@ -118,6 +119,28 @@ def test_serves_a_tile_of_each_providers_sample(stack: RunningStack, bucket: str
     assert seen, "tile has no data pixels"
     assert seen <= set(range(base, base + 8)), f"pixels {sorted(seen)} are not {bucket}'s (base {base})"
     assert len(seen) > 1, "the column ramp is missing"
+
+
+@pytest.mark.parametrize("bucket", sorted(MD_SAMPLE_BASES))
+def test_serves_each_netcdf_sample_through_md(stack: RunningStack, bucket: str) -> None:
+    """A PO.DAAC-style NetCDF in a DAAC bucket (read with the keys the rotator fetched) and one in our own: both days'
+    temperatures where the sample has them, and a tile."""
+    url = stack.state["md_samples"][bucket]
+    params = {"url": url, "provider": _owner(stack.state, bucket), "variable": SST_VARIABLE}
+    west, south, east, _ = SST_BOUNDS
+    column = 100
+    lon = west + (east - west) / SST_SIZE * (column + 0.5)
+    point = requests.get(f"{stack.api}/md/point/{lon},{south + 0.5}", params=params, timeout=60)
+    assert point.status_code == 200, point.text
+    base = MD_SAMPLE_BASES[bucket]
+    assert point.json()["values"] == pytest.approx([sst_value(base, column, 0), sst_value(base, column, 1)])
+    tile = morecantile.tms.get("WebMercatorQuad").tile(west + 0.5, south + 0.5, 8)
+    response = requests.get(
+        f"{stack.api}/md/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png",
+        params={**params, "bidx": 1, "rescale": "280,300", "colormap_name": "viridis"},
+        timeout=60,
+    )
+    assert (response.status_code, response.headers["content-type"]) == (200, "image/png"), response.text
 
 
 def test_rotator_wrote_every_earthdata_providers_secret(stack: RunningStack) -> None:

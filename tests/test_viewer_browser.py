@@ -32,6 +32,7 @@ from playwright.sync_api import Browser, Page, Request, Route
 
 from local_stack.aws_world import (
     DAAC_A_BUCKET,
+    MD_SAMPLE_BASES,
     NON_COG_URL,
     OWN_BUCKET,
     PARTNER_BUCKET,
@@ -39,10 +40,11 @@ from local_stack.aws_world import (
     Keys,
     free_port,
     providers_config,
+    upload_md_samples,
 )
 from local_stack.cognito import NO_GROUP_USER, CognitoIssuer, sample_user
 from local_stack.processes import base_env, serving, uvicorn_argv
-from local_stack.samples import expected_value
+from local_stack.samples import SST_SIZE, SST_VARIABLE, expected_value, sst_value
 
 pytestmark = pytest.mark.slow
 
@@ -105,12 +107,22 @@ def _serve_api(
         yield f"http://127.0.0.1:{port}/"
 
 
-def _samples(sample_urls: dict[str, str]) -> list[dict]:
+def _samples(sample_urls: dict[str, str], md_urls: dict[str, str] | None = None) -> list[dict]:
     return [
         {"url": sample_urls[OWN_BUCKET], "provider": "own", "title": "own sample"},
         {"url": sample_urls[PARTNER_BUCKET], "provider": "partner", "title": "partner sample"},
         {"url": NON_COG_URL, "provider": "own", "title": "not a COG"},
+        *(
+            [{"url": md_urls[DAAC_A_BUCKET], "provider": "daac-a", "title": "sea surface", "variable": SST_VARIABLE}]
+            if md_urls
+            else []
+        ),
     ]
+
+
+@pytest.fixture(scope="module")
+def md_urls(aws_world: AwsWorld) -> dict[str, str]:
+    return upload_md_samples(aws_world)
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +131,15 @@ def viewer_url(
     sample_urls: dict[str, str],
     provider_secrets: dict[str, str],
     lambda_keys: Keys,
+    md_urls: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     yield from _serve_api(
         aws_world,
         lambda_keys,
         providers_config(aws_world),
-        _samples(sample_urls),
-        {},
+        _samples(sample_urls, md_urls),
+        {"RASTER_API_MD_ENABLED": "true"},
         tmp_path_factory.mktemp("viewer"),
     )
 
@@ -163,12 +176,16 @@ def _open(browser: Browser, address: str, seen: Visit, stub: Callable[[Page], No
     page.on("console", lambda msg: seen.console_errors.append(msg.text) if msg.type == "error" else None)
     page.on("console", lambda msg: seen.all_console.append(msg.text))
     page.on("pageerror", lambda exc: seen.page_errors.append(str(exc)))
-    page.on("request", lambda r: seen.tile_requests.append(r.url) if "/cog/tiles/" in r.url else None)
-    page.on("response", lambda r: seen.tile_statuses.append(r.status) if "/cog/tiles/" in r.url else None)
+    page.on("request", lambda r: seen.tile_requests.append(r.url) if _is_tile(r.url) else None)
+    page.on("response", lambda r: seen.tile_statuses.append(r.status) if _is_tile(r.url) else None)
     if stub is not None:
         stub(page)
     page.goto(address)
     return page
+
+
+def _is_tile(url: str) -> bool:
+    return "/cog/tiles/" in url or "/md/tiles/" in url
 
 
 def _wait_for_map(page: Page) -> None:
@@ -295,6 +312,36 @@ def non_cog_visit(browser: Browser, viewer_url: str) -> Visit:
         page.wait_for_function("document.getElementById('tile-url').value.includes('expression')")
         seen.values["expression_tile_url"] = page.input_value("#tile-url")
         seen.values["expression_page_url"] = page.url
+        page.wait_for_load_state("networkidle")
+    finally:
+        page.close()
+    return seen
+
+
+# Where the md visit clicks: column 200 of the sample's 256 (the 192..223 band: base + 3 degrees on the first day).
+MD_CLICK_COLUMN = 200
+
+
+@pytest.fixture(scope="module")
+def md_visit(browser: Browser, viewer_url: str) -> Visit:
+    """Choose the DAAC's NetCDF sample in the list: its variable is on the map through /md/, with a histogram and
+    the value under a click, and no COG check (it is not a GeoTIFF)."""
+    seen = Visit()
+    page = _open(browser, viewer_url, seen)
+    try:
+        _wait_for_map(page)  # the first sample (a COG), then the choice of the NetCDF
+        page.select_option("#sample", label="sea surface")
+        page.wait_for_function("document.getElementById('tile-url').value.includes('/md/tiles/')")
+        _wait_for_map(page)
+        seen.map_png = page.locator("#map").screenshot()
+        seen.texts["status"] = page.inner_text("#status")
+        seen.values["validation_hidden"] = str(page.locator("#validation").is_hidden())
+        seen.values["variable"] = page.input_value("#variable")
+        seen.values["tile_url"] = page.input_value("#tile-url")
+        seen.values["page_url"] = page.url
+        seen.values["bands"] = " | ".join(page.locator("#bands option").all_inner_texts())
+        seen.histogram_colours = page.locator("canvas.histogram-canvas").first.evaluate(CANVAS_IS_DRAWN)
+        seen.texts["popup"] = _click_image(page, (MD_CLICK_COLUMN + 0.5) / SST_SIZE, row_fraction=0.7)
         page.wait_for_load_state("networkidle")
     finally:
         page.close()
@@ -519,6 +566,33 @@ def test_a_failed_view_is_still_a_shareable_link(wrong_provider_visit: Visit, sa
     assert _query(wrong_provider_visit.values["page_url"])["provider"] == ["daac-b"]
 
 
+# ---- a NetCDF variable through /md/ ---------------------------------------------------------------------------------
+
+
+def test_a_netcdf_variable_is_shown_through_md(md_visit: Visit, md_urls: dict[str, str]) -> None:
+    pixels = np.asarray(Image.open(io.BytesIO(md_visit.map_png)).convert("RGB")).astype(float)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 5, "the colormapped temperature ramp is missing"
+    assert md_visit.tile_statuses and set(md_visit.tile_statuses) == {200}
+    url = md_urls[DAAC_A_BUCKET]
+    assert md_visit.texts["status"].startswith(f"Showing {url} as daac-a.")
+    tile = _query(md_visit.values["tile_url"])
+    assert (tile["url"], tile["provider"], tile["variable"], tile["bidx"]) == ([url], ["daac-a"], [SST_VARIABLE], ["1"])
+    page = _query(md_visit.values["page_url"])
+    assert (page["url"], page["variable"]) == ([url], [SST_VARIABLE])
+    assert md_visit.values["variable"] == SST_VARIABLE
+    # The two days, named by their time coordinate.
+    assert md_visit.values["bands"] == (
+        "Band 1 (2026-07-01T00:00:00.000000000) | Band 2 (2026-07-02T00:00:00.000000000) | Expression…"
+    )
+    assert md_visit.values["validation_hidden"] == "True"  # no COG check for a NetCDF
+    assert md_visit.histogram_colours >= 2, "the histogram canvas is empty"
+
+
+def test_click_on_a_variable_shows_its_temperature(md_visit: Visit) -> None:
+    value = sst_value(MD_SAMPLE_BASES[DAAC_A_BUCKET], MD_CLICK_COLUMN)  # the first day's (band 1, shown)
+    assert md_visit.texts["popup"].endswith(f"b1: {round(value, 3):g}"), md_visit.texts["popup"]
+
+
 # ---- what no visit may do ----------------------------------------------------------------------------------------
 
 
@@ -528,8 +602,9 @@ def test_no_request_leaves_loopback(
     non_cog_visit: Visit,
     wrong_provider_visit: Visit,
     missing_object_visit: Visit,
+    md_visit: Visit,
 ) -> None:
-    for visit in (opening_visit, deep_link_visit, non_cog_visit, wrong_provider_visit, missing_object_visit):
+    for visit in (opening_visit, deep_link_visit, non_cog_visit, wrong_provider_visit, missing_object_visit, md_visit):
         assert visit.outside_requests == []
 
 
@@ -539,8 +614,9 @@ def test_no_console_error(
     non_cog_visit: Visit,
     wrong_provider_visit: Visit,
     missing_object_visit: Visit,
+    md_visit: Visit,
 ) -> None:
-    for visit in (opening_visit, deep_link_visit, non_cog_visit):
+    for visit in (opening_visit, deep_link_visit, non_cog_visit, md_visit):
         assert visit.console_errors == [] and visit.page_errors == []
     for visit in (wrong_provider_visit, missing_object_visit):
         # Chromium logs the refused fetches' status itself; the page must add no error of its own.

@@ -115,15 +115,15 @@
     return `${response.status} ${response.statusText}`;
   }
 
-  // With `body`, a POST of it as JSON.
-  async function getJSON(path, body) {
+  // With `payload`, a POST of it as JSON.
+  async function getJSON(path, payload) {
     const headers = { Accept: "application/json" };
     const t = storedToken();
     if (t) headers.Authorization = `Bearer ${t}`;
     const init = { headers };
-    if (body !== undefined) {
+    if (payload !== undefined) {
       headers["Content-Type"] = "application/json";
-      Object.assign(init, { method: "POST", body: JSON.stringify(body) });
+      Object.assign(init, { method: "POST", body: JSON.stringify(payload) });
     }
     const response = await fetch(root + path, init);
     let body = null;
