@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
 import attr
-from affine import Affine
 import numpy
 import xarray
+from affine import Affine
 from fastapi import Depends, FastAPI
 from rio_tiler.constants import WGS84_CRS
 from titiler.extensions import wmtsExtension
