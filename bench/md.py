@@ -81,7 +81,14 @@ def _path(tile: tuple[int, int, int], url: str, provider: str | None) -> str:
 
 def run_md(bw: BenchWorld, ours_env: dict[str, str | None], endpoint: str, count: int) -> Section:
     zarr_url, netcdf_url = upload(bw)
-    with patched_environ({**ours_env, "RASTER_API_MD_ENABLED": "true", "AWS_ALLOW_HTTP": "true"}):
+    # Starlette's test client addresses `testserver`; obstore (vanilla's) reads `AWS_ALLOW_HTTP` for moto's http.
+    env = {
+        **ours_env,
+        "RASTER_API_MD_ENABLED": "true",
+        "RASTER_API_ALLOWED_HOSTS": "testserver",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    with patched_environ(env):
         ours_app = create_ours()
         vanilla_app = create_vanilla_xarray(bw.daac_keys["daac-a"], endpoint)
         tiles = tiles_within(BOUNDS, ZOOMS, count)
