@@ -493,3 +493,46 @@ def test_the_local_stacks_sst_sample_renders_through_md_as_written(aws_world, md
     assert b1["count"] == SST_SIZE * SST_SIZE - SST_LAND * SST_LAND
     assert {urlsplit(r.url).path for r in wire.s3_requests()} == {f"/{DAAC_A_BUCKET}/{MD_SAMPLE_KEY}"}
     assert {r.access_key_id for r in wire.s3_requests()} == {daac_keys["daac-a"].access_key_id}
+
+
+@pytest.fixture
+def restricted_md_client(api_env, aws_world, issuer, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from raster_api.main import create_app
+    from tests.test_auth import restricted_config
+
+    monkeypatch.setenv("PROVIDERS_CONFIG", restricted_config(aws_world))
+    for key, value in issuer.api_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RASTER_API_GRANT_KEYS", "an-md-test-grant-key-of-at-least-32-characters")
+    monkeypatch.setenv("RASTER_API_MD_ENABLED", "true")
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_a_restricted_providers_netcdf_needs_a_member_and_its_tile_urls_carry_grants(
+    aws_world, restricted_md_client, issuer
+):
+    """Provider `partner` is for the group partner-analysts: anonymous /md/ reads are a 401 before any S3 request; a
+    member's TileJSON hands out tile URLs with a grant (never the token), which then read without a token."""
+    from local_stack.aws_world import PARTNER_BUCKET
+    from local_stack.cognito import sample_user
+    from local_stack.samples import SST_VARIABLE, make_sst_netcdf
+    from tests.test_auth import bearer
+
+    aws_world.put_object(PARTNER_BUCKET, "md/sst.nc", make_sst_netcdf(15.0))
+    query = {"url": f"s3://{PARTNER_BUCKET}/md/sst.nc", "variable": SST_VARIABLE, "bidx": "1"}
+    with aws_world.recording.capture() as wire:
+        anonymous = restricted_md_client.get("/md/point/-120.5,34.5", params=query)
+    assert anonymous.status_code == 401, anonymous.text
+    assert "partner" in anonymous.json()["detail"]
+    assert wire.s3_requests() == []
+    token = issuer.tokens(sample_user("partner-analysts"))["IdToken"]
+    tilejson = restricted_md_client.get("/md/WebMercatorQuad/tilejson.json", params=query, headers=bearer(token))
+    assert tilejson.status_code == 200, tilejson.text
+    template = tilejson.json()["tiles"][0]
+    assert "grant=" in template and token not in template
+    parts = urlsplit(template.replace("{z}", "8").replace("{x}", "42").replace("{y}", "101"))
+    tile = restricted_md_client.get(f"{parts.path}?{parts.query}")
+    assert (tile.status_code, tile.headers["content-type"]) == (200, "image/png"), tile.text
