@@ -360,16 +360,23 @@ def small_budget_md_client(api_env, monkeypatch):
         yield client
 
 
-def test_a_large_variable_is_refused_before_its_pixels_are_read(aws_world, small_budget_md_client):
+@pytest.mark.parametrize("latitudes", ["descending", "ascending"])
+def test_a_large_variable_is_refused_before_its_pixels_are_read(aws_world, small_budget_md_client, latitudes):
     """A 1024 x 1024 float32 variable (4 MB, no overviews) under a 1 MB source budget: a whole-world tile would read
-    all of it. Refused with the budget's words; the small tile of one corner passes."""
+    all of it. Refused with the budget's words; the small tile of one corner passes. Latitude ascending (as in
+    PO.DAAC's MUR, a south-up grid) is priced like descending."""
     values = np.zeros((1, 1024, 1024), dtype="float32")
+    lat = np.linspace(89.9, -89.9, 1024)
     ds = xarray.Dataset(
         {"sst": (("time", "lat", "lon"), values)},
-        coords={"time": [0], "lat": np.linspace(89.9, -89.9, 1024), "lon": np.linspace(-179.9, 179.9, 1024)},
+        coords={
+            "time": [0],
+            "lat": lat if latitudes == "descending" else lat[::-1],
+            "lon": np.linspace(-179.9, 179.9, 1024),
+        },
     )
-    aws_world.put_object(DAAC_A_BUCKET, "md/big.nc", bytes(ds.to_netcdf(engine="h5netcdf")))
-    url = f"s3://{DAAC_A_BUCKET}/md/big.nc"
+    aws_world.put_object(DAAC_A_BUCKET, f"md/big-{latitudes}.nc", bytes(ds.to_netcdf(engine="h5netcdf")))
+    url = f"s3://{DAAC_A_BUCKET}/md/big-{latitudes}.nc"
     world = small_budget_md_client.get("/md/tiles/WebMercatorQuad/0/0/0.png", params={"url": url, "variable": "sst"})
     assert world.status_code == 400, world.text
     assert "RASTER_API_MAX_SOURCE_BYTES" in world.json()["detail"]
