@@ -132,7 +132,8 @@ class _ObjectFile(io.RawIOBase):
         if missing:
             starts = [block * BLOCK_BYTES for block in missing]
             ends = [min(start + BLOCK_BYTES, self._size) for start in starts]
-            for block, data in zip(missing, obstore.get_ranges(self._store, self._key, starts=starts, ends=ends)):
+            fetched = obstore.get_ranges(self._store, self._key, starts=starts, ends=ends)
+            for block, data in zip(missing, fetched, strict=True):
                 self._blocks[block] = bytes(data)
         view = memoryview(buffer)
         done = 0
