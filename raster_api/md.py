@@ -8,6 +8,7 @@ owns the bucket; `?provider=` can only refuse). The reader opens that one object
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
@@ -26,11 +27,17 @@ from titiler.xarray.io import Reader as XarrayFileReader
 
 from raster_api import budget
 from raster_api.dependencies import ROUTE_GUARDS, DatasetPath, read_scope
-from raster_api.errors import VariableSelection
+from raster_api.errors import OverBudget, VariableSelection
 from raster_api.md_store import open_hdf5_file, open_zarr
 from raster_api.params import parameter_slots
 from raster_api.reading import ReadScope
 from raster_api.routing import ResolvedRead
+
+# xarray's selection methods (`sel=time=nearest::2026-07-02`).
+SEL_METHODS = ("nearest", "pad", "ffill", "backfill", "bfill")
+# Steps of the dimension left as bands: titiler.xarray describes each band (`/md/info`) and rio-tiler keeps one array
+# per band, so a million time steps would take seconds and hundreds of MB before any budget applies.
+MAX_BANDS = 1000
 
 
 @dataclass
@@ -63,27 +70,49 @@ class ProviderXarrayReader(XarrayFileReader):
     def part(self, bbox: Any, *args: Any, **kwargs: Any) -> Any:
         self._charge(
             bounds=bbox,
-            bounds_crs=kwargs.get("bounds_crs") or WGS84_CRS,
+            bounds_crs=kwargs.get("bounds_crs") or WGS84_CRS,  # rio-tiler's default
             width=kwargs.get("width"),
             height=kwargs.get("height"),
             max_size=kwargs.get("max_size"),
+            indexes=kwargs.get("indexes"),
         )
         return super().part(bbox, *args, **kwargs)
 
     def preview(self, *args: Any, **kwargs: Any) -> Any:
-        self._charge(width=kwargs.get("width"), height=kwargs.get("height"), max_size=kwargs.get("max_size", 1024))
+        self._charge(
+            width=kwargs.get("width"),
+            height=kwargs.get("height"),
+            max_size=kwargs.get("max_size", 1024),
+            indexes=kwargs.get("indexes"),
+        )
         return super().preview(*args, **kwargs)
 
     def statistics(self, *args: Any, **kwargs: Any) -> Any:
-        self._charge()  # the whole variable
+        self._charge(indexes=kwargs.get("indexes"))  # the whole variable
         return super().statistics(*args, **kwargs)
 
     def point(self, *args: Any, **kwargs: Any) -> Any:
-        self.scope.log.meter.charge(budget.estimate_point(_ArrayHeader(self.input)), self.read.url)
+        self._charge(point=True, indexes=kwargs.get("indexes"))
         return super().point(*args, **kwargs)
 
-    def _charge(self, **area: Any) -> None:
-        self.scope.log.meter.charge(budget.estimate(_ArrayHeader(self.input), **area), self.read.url)
+    def _charge(self, **request: Any) -> None:
+        layout = _ChunkLayout(self.input, self.ds.variables[self.variable])
+        meter = self.scope.log.meter
+        indexes = _indexes(request.pop("indexes", None))
+        for index in indexes or ():
+            if not 1 <= index <= layout.bands:
+                raise VariableSelection(
+                    f"bidx={index}: variable {self.variable!r} of {self.read} has {layout.bands} band(s)"
+                )
+        cost, chunks = layout.cost(indexes=indexes, **request)
+        if chunks > meter.limits.max_chunks:
+            raise OverBudget(
+                "max_chunks",
+                f"reading this from {self.read.url} touches {chunks} chunks of {self.variable!r} (one S3 request "
+                f"each; its chunks are {layout.chunk_y} x {layout.chunk_x} px), above the {meter.limits.max_chunks} "
+                "a request may touch (RASTER_API_MAX_CHUNKS): ask for a smaller area or fewer bands",
+            )
+        meter.charge(cost, self.read.url)
 
     def _selection_error(self, exc: KeyError) -> VariableSelection:
         ds = getattr(self, "ds", None)
@@ -116,50 +145,90 @@ class ProviderXarrayReader(XarrayFileReader):
         return ds
 
     def _check_grid(self, ds: xarray.Dataset, read: ResolvedRead) -> None:
-        """A 400 for a variable titiler.xarray cannot map (it would fail with a ValueError or an assertion): one
-        without two horizontal dimensions, or with more than one other dimension left once `sel` has chosen."""
+        """A 400 for a variable or `sel` titiler.xarray cannot map (it would fail with a ValueError, a KeyError or an
+        assertion): a variable that is not a grid of numbers with one x and one y dimension of 2 px or more, a `sel`
+        on a dimension it lacks or on x/y, a value or method its coordinate cannot take, or more than one other
+        dimension (or more than `MAX_BANDS` steps of it) left for the bands."""
         array = ds.variables.get(self.variable)
         if array is None:
             return  # named by get_variable's KeyError (`_selection_error`)
+        name = f"variable {self.variable!r} of {read}"
         dims = [str(d) for d in array.dims]
+        sizes = dict(zip(dims, array.shape, strict=True))
         x = [d for d in dims if d in ("x", *X_DIM_NAMES)]
         y = [d for d in dims if d in ("y", *Y_DIM_NAMES)]
-        chosen = set()
+        grid = (
+            f"{name} has dimensions ({', '.join(dims)}): /md/ maps a variable with one x (lon) and one y (lat) "
+            "dimension and at most one other, or more chosen with sel"
+        )
+        if len(x) != 1 or len(y) != 1:
+            raise VariableSelection(grid)
+        if array.dtype.kind not in "iuf":
+            raise VariableSelection(f"{name} holds {array.dtype} values: /md/ maps integer and floating-point ones")
+        if min(sizes[x[0]], sizes[y[0]]) < 2:
+            raise VariableSelection(f"{name} is {sizes[x[0]]} x {sizes[y[0]]} px: /md/ maps grids of 2 x 2 or more")
+        methods: dict[str, set[str]] = {}
+        values: dict[str, int] = {}
         for part in self.sel or []:
             dimension, _, value = part.partition("=")
-            value = value.split("::", 1)[-1]
+            method, _, value = value.rpartition("::")
+            if dimension in (*x, *y):
+                raise VariableSelection(
+                    f"sel {part!r}: {dimension!r} is the x/y dimension of {name}; ask for an area instead (a tile, "
+                    "a bbox, a point)"
+                )
             if dimension not in dims:
                 raise VariableSelection(
-                    f"sel {part!r}: variable {self.variable!r} of {read} has no dimension {dimension!r} "
-                    f"(it has {', '.join(dims)})"
+                    f"sel {part!r}: {name} has no dimension {dimension!r} (it has {', '.join(dims)})"
                 )
-            coordinate = ds.variables.get(dimension)
-            if coordinate is not None and coordinate.dtype != object:
-                try:
-                    coordinate.dtype.type(value)  # how titiler.xarray casts a sel value
-                except (ValueError, TypeError, OverflowError):
+            if method and method not in SEL_METHODS:
+                raise VariableSelection(f"sel {part!r}: the method is one of {', '.join(SEL_METHODS)}")
+            if method:
+                methods.setdefault(dimension, set()).add(method)
+                if len(methods[dimension]) > 1:
                     raise VariableSelection(
-                        f"sel {part!r}: {value!r} is not a value of dimension {dimension!r} ({coordinate.dtype})"
+                        f"sel: one method per dimension, {dimension!r} has {sorted(methods[dimension])}"
+                    )
+            coordinate = ds.variables.get(dimension)
+            kind = "i" if coordinate is None else coordinate.dtype.kind  # no coordinate: positions 0, 1, ...
+            if kind in "OSU" and method:
+                raise VariableSelection(f"sel {part!r}: {method} needs numbers or times; {dimension!r} holds text")
+            if kind not in "OSU":
+                try:
+                    (numpy.int64 if coordinate is None else coordinate.dtype.type)(value)  # how titiler.xarray casts
+                except (ValueError, TypeError, OverflowError):
+                    kind_name = "a position" if coordinate is None else str(coordinate.dtype)
+                    raise VariableSelection(
+                        f"sel {part!r}: {value!r} is not a value of dimension {dimension!r} ({kind_name})"
                     ) from None
-            chosen.add(dimension)
-        others = [d for d in dims if d not in (*x, *y) and d not in chosen]
-        if len(x) != 1 or len(y) != 1 or len(others) > 1:
+            values[dimension] = values.get(dimension, 0) + 1
+        # A dimension given one value is dropped; one given several stays, as the bands.
+        others = [d for d in dims if d not in (*x, *y) and values.get(d) != 1]
+        if len(others) > 1:
+            raise VariableSelection(grid)
+        if others and (steps := values.get(others[0]) or sizes[others[0]]) > MAX_BANDS:
             raise VariableSelection(
-                f"variable {self.variable!r} of {read} has dimensions ({', '.join(dims)}): /md/ maps a variable "
-                "with one x (lon) and one y (lat) dimension and at most one other, or more chosen with sel"
+                f"{name} has {steps} steps along {others[0]!r}, each a band: choose at most {MAX_BANDS} with sel"
             )
 
 
-class _ArrayHeader:
-    """What `raster_api.budget.estimate` reads of a rasterio dataset, from a DataArray's header (no pixel is read):
-    a 2-D grid, as many bands as the other dimensions hold, in the chunks the file stores (whole when contiguous)."""
+def _indexes(indexes: Any) -> list[int] | None:
+    if indexes is None:
+        return None
+    return [int(indexes)] if isinstance(indexes, int) else [int(i) for i in indexes]
 
-    compression = None
-    interleaving = None
 
-    def __init__(self, array: xarray.DataArray) -> None:
+class _ChunkLayout:
+    """What a read of a variable costs, from its header (no pixel is read): zarr and h5py decode whole chunks however
+    little of one is asked, and a chunk may be larger than the variable, span several bands or a dimension `sel`
+    fixed, so a chunk is priced whole, in every dimension, mapped to the dimensions by name (the file's order is not
+    the ((band,) y, x) order titiler.xarray serves). A contiguous HDF5 variable is read row by row; there are no
+    overviews, so a small image of a large variable reads all of it."""
+
+    def __init__(self, array: xarray.DataArray, stored: xarray.Variable) -> None:
+        # `array`: the variable as titiler.xarray serves it, `sel` applied; `stored`: as the file stores it.
         self.height, self.width = int(array.shape[-2]), int(array.shape[-1])
-        self.count = int(numpy.prod(array.shape[:-2])) if array.ndim > 2 else 1
+        self.bands = int(numpy.prod(array.shape[:-2])) if array.ndim > 2 else 1
         self.crs = array.rio.crs
         transform = array.rio.transform()
         if transform.e > 0:
@@ -174,13 +243,70 @@ class _ArrayHeader:
                 transform.f + transform.e * self.height,
             )
         self.transform = transform
-        self.dtypes = [str(array.dtype)] * self.count
-        # Zarr and chunked HDF5 read whole chunks; a contiguous HDF5 variable is read row by row.
-        chunks = array.encoding.get("chunks") or array.encoding.get("chunksizes") or (1, self.width)
-        self.block_shapes = [(int(chunks[-2]), int(chunks[-1]))] * self.count
+        stored_dtype = numpy.dtype(stored.encoding.get("dtype", stored.dtype))
+        self.itemsize = max(array.dtype.itemsize, stored_dtype.itemsize)
+        dims = [str(d) for d in stored.dims]
+        chunking = stored.encoding.get("chunks") or stored.encoding.get("chunksizes")
+        if chunking and len(chunking) == len(dims):
+            chunks = {d: max(1, int(c)) for d, c in zip(dims, chunking, strict=True)}
+        else:  # contiguous: one row of the last dimension at a time
+            chunks = dict.fromkeys(dims, 1) | ({dims[-1]: int(stored.shape[-1])} if dims else {})
+        x_name = next(d for d in dims if d in ("x", *X_DIM_NAMES))
+        y_name = next(d for d in dims if d in ("y", *Y_DIM_NAMES))
+        self.chunk_x, self.chunk_y = chunks[x_name], chunks[y_name]
+        served = [str(d) for d in array.dims[:-2]]
+        self.chunk_band = chunks.get(served[0], 1) if len(served) == 1 else 1
+        self.chunk_elements = int(numpy.prod(list(chunks.values())))
 
-    def overviews(self, band: int) -> list[int]:
-        return []  # NetCDF and Zarr variables carry no overviews: a small image of a large one reads all of it
+    def cost(
+        self,
+        *,
+        bounds: Any = None,
+        bounds_crs: Any = None,
+        width: int | None = None,
+        height: int | None = None,
+        max_size: int | None = None,
+        indexes: list[int] | None = None,
+        point: bool = False,
+    ) -> tuple[budget.ReadCost, int]:
+        """The read's cost and the chunks it touches (one S3 request each)."""
+        x0, y0, x1, y1 = 0.0, 0.0, float(self.width), float(self.height)
+        out_w, out_h = (1.0, 1.0) if point else (float(self.width), float(self.height))
+        if bounds is not None:
+            if bounds_crs is not None and self.crs is not None and bounds_crs != self.crs:
+                bounds = budget._transformed(bounds, bounds_crs, self.crs)
+            col, row, w, h = budget._window(bounds, self.transform)
+            if all(math.isfinite(v) for v in (col, row, w, h)):
+                x0, x1 = max(0.0, min(col, col + w)), min(float(self.width), max(col, col + w))
+                y0, y1 = max(0.0, min(row, row + h)), min(float(self.height), max(row, row + h))
+                # rio-tiler sizes an image from the whole area asked, at the data's resolution, not only from the
+                # part inside the data.
+                out_w, out_h = abs(w), abs(h)
+        if width and height:
+            out_w, out_h = float(width), float(height)
+        elif not point:
+            out_w, out_h = budget._scaled(out_w, out_h, max_size)
+        if point:
+            across = down = 1
+        elif x1 <= x0 or y1 <= y0:
+            across = down = 0
+        else:
+            across = math.floor((x1 - 1e-9) / self.chunk_x) - math.floor(x0 / self.chunk_x) + 1
+            down = math.floor((y1 - 1e-9) / self.chunk_y) - math.floor(y0 / self.chunk_y) + 1
+        bands = indexes or list(range(1, self.bands + 1))
+        band_chunks = len({(band - 1) // self.chunk_band for band in bands})
+        chunks = across * down * band_chunks
+        cost = budget.ReadCost(
+            out_bands=len(bands),
+            out_width=max(1, math.ceil(out_w)),
+            out_height=max(1, math.ceil(out_h)),
+            out_itemsize=max(self.itemsize, 4),  # decoded and reprojected as floating point
+            source_pixels=chunks * self.chunk_elements,
+            source_bands=1,
+            source_itemsize=self.itemsize,
+            missing_overview=False,
+        )
+        return cost, chunks
 
 
 def add_md_routes(app: FastAPI) -> None:

@@ -87,6 +87,8 @@ class BudgetSettings(BaseSettings):
     # Decoded source pixels a request reads, summed over its reads (features, mosaic items), at the overview level
     # GDAL reads for the asked scale, whole blocks.
     max_source_bytes: int = Field(default=256 * 2**20, ge=2**20)
+    # Chunks one `/md/` (NetCDF, HDF5, Zarr) read may touch: each is an S3 request, decoded whole.
+    max_chunks: int = Field(default=1024, ge=1)
     # Distinct bands an expression may name.
     max_expression_bands: int = Field(default=32, ge=1)
     # Features and vertices in a POST body (`/statistics`, `/feature`).
