@@ -217,12 +217,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _part_error_tables(app: FastAPI) -> tuple[dict[type[Exception], int], dict[type[Exception], str]]:
-    """The status table and generic messages of the optional parts that are mounted (pgstac)."""
-    if not app.state.enabled_parts["pgstac"]:
-        return {}, {}
-    from raster_api.pgstac import PGSTAC_GENERIC_DETAILS, PGSTAC_STATUS_CODES
+    """The status table and generic messages of the optional parts that are mounted (pgstac, md)."""
+    codes: dict[type[Exception], int] = {}
+    generic: dict[type[Exception], str] = {}
+    if app.state.enabled_parts["pgstac"]:
+        from raster_api.pgstac import PGSTAC_GENERIC_DETAILS, PGSTAC_STATUS_CODES
 
-    return PGSTAC_STATUS_CODES, PGSTAC_GENERIC_DETAILS
+        codes.update(PGSTAC_STATUS_CODES)
+        generic.update(PGSTAC_GENERIC_DETAILS)
+    if app.state.enabled_parts["md"]:
+        from raster_api.md import MD_STATUS_CODES
+
+        codes.update(MD_STATUS_CODES)
+    return codes, generic
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:

@@ -19,6 +19,8 @@ import xarray
 from affine import Affine
 from fastapi import Depends, FastAPI
 from rio_tiler.constants import WGS84_CRS
+from rioxarray.exceptions import NoDataInBounds
+from starlette import status
 from titiler.extensions import wmtsExtension
 from titiler.xarray.dependencies import XarrayParams
 from titiler.xarray.factory import TilerFactory as XarrayTilerFactory
@@ -38,6 +40,12 @@ SEL_METHODS = ("nearest", "pad", "ffill", "backfill", "bfill")
 # Steps of the dimension left as bands: titiler.xarray describes each band (`/md/info`) and rio-tiler keeps one array
 # per band, so a million time steps would take seconds and hundreds of MB before any budget applies.
 MAX_BANDS = 1000
+
+
+# rioxarray's errors caused by the area asked (the COG routes answer those from rio-tiler's table).
+MD_STATUS_CODES: dict[type[Exception], int] = {
+    NoDataInBounds: status.HTTP_404_NOT_FOUND,  # a bbox, feature or statistics area outside the variable
+}
 
 
 @dataclass
@@ -193,6 +201,16 @@ class ProviderXarrayReader(XarrayFileReader):
             kind = "i" if coordinate is None else coordinate.dtype.kind  # no coordinate: positions 0, 1, ...
             if kind in "OSU" and method:
                 raise VariableSelection(f"sel {part!r}: {method} needs numbers or times; {dimension!r} holds text")
+            index = ds.indexes.get(dimension)
+            if index is not None and not index.is_unique:
+                raise VariableSelection(
+                    f"sel {part!r}: dimension {dimension!r} of {read} repeats values, so a value does not name one step"
+                )
+            if method and index is not None and not (index.is_monotonic_increasing or index.is_monotonic_decreasing):
+                raise VariableSelection(
+                    f"sel {part!r}: {method} needs a sorted coordinate, and {dimension!r} of {read} is not sorted (or "
+                    "holds missing values); give an exact value"
+                )
             if kind not in "OSU":
                 try:
                     (numpy.int64 if coordinate is None else coordinate.dtype.type)(value)  # how titiler.xarray casts

@@ -23,9 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 import obstore
+from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
-from raster_api.errors import AccessRefused, NotARaster, ObjectNotFound, OutsideReference, VariableSelection
+from raster_api.errors import (
+    AccessRefused,
+    NotARaster,
+    ObjectNotFound,
+    OutsideReference,
+    OverBudget,
+    VariableSelection,
+)
 from raster_api.routing import ProviderRouter, ResolvedRead
 
 if TYPE_CHECKING:  # obstore's config types exist only in its stubs
@@ -70,6 +78,28 @@ def object_store(read: ResolvedRead, router: ProviderRouter, prefix: str | None 
     )
 
 
+# Opening a dataset loads every one-dimensional variable (the dimensions' coordinates) whole, before any budget can
+# price a read: a file declaring a coordinate of 10^8 values would take gigabytes. Checked from the headers first.
+MAX_COORDINATE_BYTES = 64 * 2**20
+# S3's answers that mean "not this object" and "not with these keys", as obstore raises them.
+MISSING = (FileNotFoundError, NotFoundError)
+REFUSED = (PermissionError, PermissionDeniedError, UnauthenticatedError)
+
+
+def refuse_large_coordinates(sizes: list[tuple[str, int]], read: ResolvedRead) -> None:
+    """A 400 when the one-dimensional variables (`(name, bytes)` from the headers) would load more than
+    `MAX_COORDINATE_BYTES`."""
+    total = sum(size for _, size in sizes)
+    if total > MAX_COORDINATE_BYTES:
+        largest = max(sizes, key=lambda item: item[1])
+        raise OverBudget(
+            "max_coordinate_bytes",
+            f"{read.url} (provider {read.provider.name!r}) declares {total / 2**20:,.0f} MB of coordinates (the largest "
+            f"{largest[0]!r}, {largest[1] / 2**20:,.0f} MB), above the {MAX_COORDINATE_BYTES // 2**20} MB /md/ loads to "
+            "open a file",
+        )
+
+
 def refuse_outside_references(h5: h5py.File, read: ResolvedRead) -> None:
     """A 400 naming the first external link, virtual dataset or external storage in `h5` (found without following
     any link: h5py visits the links themselves)."""
@@ -90,6 +120,15 @@ def refuse_outside_references(h5: h5py.File, read: ResolvedRead) -> None:
         raise OutsideReference(
             f"{read.url} (provider {read.provider.name!r}) {found}: files that name data outside themselves are not read"
         )
+
+    coordinates: list[tuple[str, int]] = []
+
+    def one_dimensional(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and len(obj.shape or ()) == 1:
+            coordinates.append((name, int(obj.shape[0]) * obj.dtype.itemsize))
+
+    h5.visititems(one_dimensional)
+    refuse_large_coordinates(coordinates, read)
 
 
 # HDF5 reads its metadata in many small pieces, scattered and often the same ones again: the object is read in aligned
@@ -160,9 +199,9 @@ def open_hdf5_file(read: ResolvedRead, router: ProviderRouter) -> _ObjectFile:
     try:
         first = obstore.get(store, key, options={"range": (0, BLOCK_BYTES)})
         size, first_block = first.meta["size"], bytes(first.bytes())
-    except FileNotFoundError:
+    except MISSING:
         raise ObjectNotFound(f"{read.url} not found for provider {provider!r}") from None
-    except PermissionError:
+    except REFUSED:
         raise AccessRefused(f"S3 refused provider {provider!r} read access to {read.url}") from None
     file = _ObjectFile(store, key, size, first_block)
     try:
@@ -179,21 +218,33 @@ def open_hdf5_file(read: ResolvedRead, router: ProviderRouter) -> _ObjectFile:
 
 def open_zarr(read: ResolvedRead, router: ProviderRouter, group: str | None, decode_times: bool) -> Any:
     """A Zarr store (format 2 or 3) under the object's key: every request stays under that prefix, in the provider's
-    bucket (obstore refuses `.`, `..` and empty segments in the keys the store's metadata names)."""
+    bucket (obstore refuses `.`, `..` and empty segments in the keys the store's metadata names). The group's headers
+    are read first: it must be a group, and its coordinates small enough to load."""
     import xarray
     import zarr
 
+    provider = read.provider.name
     store: Any = zarr.storage.ObjectStore(
         object_store(read, router, prefix=read.location.key.rstrip("/")), read_only=True
     )
     try:
+        node = zarr.open_group(store, mode="r", path=group or "")
+        coordinates = [
+            (name, int(array.shape[0]) * array.dtype.itemsize)
+            for name, array in node.arrays()
+            if len(array.shape) == 1 and hasattr(array.dtype, "itemsize")
+        ]
+        refuse_large_coordinates(coordinates, read)
         return xarray.open_dataset(store, engine="zarr", group=group, decode_times=decode_times)
-    except (zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError, FileNotFoundError):
-        if group is not None:
-            raise VariableSelection(f"group {group!r} is not in {read.url}") from None
-        raise ObjectNotFound(f"{read.url} is not a Zarr store readable by provider {read.provider.name!r}") from None
+    except (zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError, zarr.errors.ContainsArrayError):
+        if group:
+            raise VariableSelection(f"group {group!r} is not a group of {read.url}") from None
+        raise ObjectNotFound(f"{read.url} is not a Zarr store readable by provider {provider!r}") from None
+    except MISSING:
+        raise ObjectNotFound(f"{read.url} is not a Zarr store readable by provider {provider!r}") from None
+    except REFUSED:
+        raise AccessRefused(f"S3 refused provider {provider!r} read access to {read.url}") from None
     except ValueError as exc:
-        # obstore's refusal of a key with `.`, `..` or an empty segment, named by the store's own metadata.
-        raise OutsideReference(
-            f"{read.url} (provider {read.provider.name!r}) names a key outside itself: {exc}"
-        ) from None
+        if "Could not parse path" in str(exc):  # obstore's refusal of a key with `.`, `..` or an empty segment
+            raise OutsideReference(f"{read.url} (provider {provider!r}) names a key outside itself: {exc}") from None
+        raise NotARaster(f"{read.url} (provider {provider!r}) is not a Zarr store /md/ can read: {exc}") from None

@@ -14,13 +14,16 @@ import json
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
 import attrs
+import jinja2
 import morecantile
 import numpy
 from color_operations.operations import parse_operations
 from fastapi import Query
+from fastapi.templating import Jinja2Templates
 from morecantile import TileMatrixSet
 from morecantile.defaults import TileMatrixSets
 from pydantic import Field
@@ -357,6 +360,21 @@ class SharedTileMatrixSets(TileMatrixSets):
 TILE_MATRIX_SETS = SharedTileMatrixSets(dict(morecantile.tms.tilematrixsets))
 
 
+# titiler's templates, with our copy of `map.html` first: titiler's puts an error's detail (which names the caller's
+# parameters) and a file's band names into the point popup as HTML.
+TEMPLATES = Jinja2Templates(
+    env=jinja2.Environment(
+        autoescape=jinja2.select_autoescape(["html"]),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader(Path(__file__).parent / "templates" / "titiler"),
+                jinja2.PackageLoader("titiler.core", "templates"),
+            ]
+        ),
+    )
+)
+
+
 def parameter_slots(settings: ApiSettings, factory: type, **given: Any) -> dict[str, Any]:
     """The keyword arguments of `factory` (a titiler factory class) for its dependency slots: the dependencies above,
     the renderer and the shared tile matrix sets, the caller's `given` ones, and the factory's defaults for the rest;
@@ -373,6 +391,7 @@ def parameter_slots(settings: ApiSettings, factory: type, **given: Any) -> dict[
         "tile_dependency": tile,
         "render_func": render_image,
         "supported_tms": TILE_MATRIX_SETS,
+        "templates": TEMPLATES,
         **given,
     }
     accepted = attrs.fields_dict(factory)

@@ -165,3 +165,28 @@ def recorder(lambda_keys: Keys, daac_keys: dict[str, Keys]):
         yield rec
     secrets = [*lambda_keys.secret_values(), *(v for k in daac_keys.values() for v in k.secret_values())]
     assert rec.leaks([*secrets, EARTHDATA_PASSWORD]) == []
+
+
+@pytest.fixture
+def md_client(api_env, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from raster_api.main import create_app
+
+    monkeypatch.setenv("RASTER_API_MD_ENABLED", "true")
+    app = create_app()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def small_budget_md_client(api_env, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from raster_api.main import create_app
+
+    monkeypatch.setenv("RASTER_API_MAX_SOURCE_BYTES", str(2**20))
+    monkeypatch.setenv("RASTER_API_MD_ENABLED", "true")
+    app = create_app()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client

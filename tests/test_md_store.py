@@ -108,18 +108,6 @@ def test_virtual_datasets_and_external_storage_are_refused(aws_world, router, ma
         open_hdf5(read, router)
 
 
-@pytest.fixture
-def md_client(api_env, monkeypatch):
-    from fastapi.testclient import TestClient
-
-    from raster_api.main import create_app
-
-    monkeypatch.setenv("RASTER_API_MD_ENABLED", "true")
-    app = create_app()
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
-
-
 def test_md_info_and_a_tile_read_the_daacs_netcdf(aws_world, md_client, caplog):
     values = np.arange(2 * 4 * 5, dtype="float32").reshape(2, 4, 5)
     aws_world.put_object(DAAC_A_BUCKET, "md/route.nc", _netcdf(values))
@@ -345,19 +333,6 @@ def test_md_routes_read_a_zarr_store(aws_world, md_client, tmp_path):
     assert (info.json()["width"], info.json()["height"]) == (5, 4)
     missing = md_client.get("/md/info", params={"url": f"s3://{DAAC_A_BUCKET}/md/none.zarr", "variable": "sst"})
     assert missing.status_code == 404, missing.text
-
-
-@pytest.fixture
-def small_budget_md_client(api_env, monkeypatch):
-    from fastapi.testclient import TestClient
-
-    from raster_api.main import create_app
-
-    monkeypatch.setenv("RASTER_API_MAX_SOURCE_BYTES", str(2**20))
-    monkeypatch.setenv("RASTER_API_MD_ENABLED", "true")
-    app = create_app()
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
 
 
 @pytest.mark.parametrize("latitudes", ["descending", "ascending"])
