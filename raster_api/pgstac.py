@@ -23,6 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, cast
 
 import jinja2
@@ -271,7 +272,12 @@ templates = Jinja2Templates(
     env=jinja2.Environment(
         autoescape=jinja2.select_autoescape(["html", "xml"]),
         loader=jinja2.ChoiceLoader(
-            [jinja2.PackageLoader("titiler.pgstac", "templates"), jinja2.PackageLoader("titiler.core", "templates")]
+            [
+                # Our copy of its map page first: titiler.pgstac's puts an error's detail into the popup as HTML.
+                jinja2.FileSystemLoader(Path(__file__).parent / "templates" / "pgstac"),
+                jinja2.PackageLoader("titiler.pgstac", "templates"),
+                jinja2.PackageLoader("titiler.core", "templates"),
+            ]
         ),
     )
 )
@@ -290,7 +296,8 @@ def _mosaic_factory(
         backend=bounded_backend(budget),
         router=APIRouter(dependencies=[*STAC_ROUTER_GUARDS, *guards]),
         route_dependencies=ROUTE_GUARDS,
-        **parameter_slots(api_settings, MosaicTilerFactory, reader_dependency=reader_dependency),
+        # titiler.pgstac's own templates (its map page), not `parameter_slots`' titiler.core ones.
+        **parameter_slots(api_settings, MosaicTilerFactory, reader_dependency=reader_dependency, templates=templates),
         path_dependency=path_dependency,
         router_prefix=prefix,
         dataset_reader=RoutedMosaicItemReader,
@@ -299,7 +306,6 @@ def _mosaic_factory(
         add_viewer=True,
         add_part=True,
         extensions=[searchInfoExtension(), wmtsExtensionMosaic()],
-        templates=templates,
     )
 
 
@@ -390,14 +396,13 @@ def register(
     items = MultiBaseTilerFactory(
         router=APIRouter(dependencies=STAC_ROUTER_GUARDS),
         route_dependencies=ROUTE_GUARDS,
-        **parameter_slots(api_settings, MultiBaseTilerFactory, reader_dependency=routing),
+        **parameter_slots(api_settings, MultiBaseTilerFactory, reader_dependency=routing, templates=templates),
         reader=RoutedItemReader,
         environment_dependency=environment,
         path_dependency=ItemIdParams,
         router_prefix="/collections/{collection_id}/items/{item_id}",
         add_viewer=True,
         extensions=[wmtsExtension()],
-        templates=templates,
     )
     app.include_router(items.router, tags=[TAGS_ITEM], prefix="/collections/{collection_id}/items/{item_id}")
 

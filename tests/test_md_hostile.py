@@ -225,10 +225,12 @@ def test_an_array_named_as_a_group_and_a_refused_bucket_are_4xx(aws_world, md_cl
         assert "provider 'daac-b'" in refused.json()["detail"]
 
 
-def test_the_map_page_escapes_what_it_shows_in_its_popup(md_client):
-    page = md_client.get(
-        "/md/WebMercatorQuad/map.html", params={"url": f"s3://{DAAC_A_BUCKET}/md/x.nc", "variable": "v"}
-    )
+@pytest.mark.parametrize("routes", ["md", "cog"])
+def test_the_map_page_escapes_what_it_shows_in_its_popup(md_client, routes):
+    """titiler's map page puts an error's detail (which repeats the caller's `url` or `variable`) and a file's band
+    names into its popup as HTML; ours escapes them."""
+    params = {"url": f"s3://{DAAC_A_BUCKET}/md/x.nc", "variable": "v"}
+    page = md_client.get(f"/{routes}/WebMercatorQuad/map.html", params=params)
     assert page.status_code == 200, page.text
     assert "${esc(err.errorData.detail)}" in page.text and "${esc(bandNames[i])}" in page.text
     assert "${err.errorData.detail}" not in page.text

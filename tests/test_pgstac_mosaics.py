@@ -698,3 +698,13 @@ def test_an_items_assets_are_priced_together(client: TestClient, stac_catalog: d
         "(RASTER_API_MAX_OUTPUT_BYTES): ask for fewer assets or a smaller tilesize"
     )
     assert wire.s3_requests() == []
+
+
+def test_the_mosaic_map_page_escapes_what_it_shows_in_its_popup(client: TestClient) -> None:
+    """titiler.pgstac's map page puts an error's detail (which repeats the caller's parameters) into its popup as HTML;
+    ours escapes it, like the COG and /md/ map pages."""
+    search_id = _register(client, ["own-east"])
+    page = client.get(f"/searches/{search_id}/WebMercatorQuad/map.html", params={"assets": "data"})
+    assert page.status_code == 200, page.text
+    assert "${esc(err.errorData.detail)}" in page.text and "${esc(data.band_names[i])}" in page.text
+    assert "${err.errorData.detail}" not in page.text
