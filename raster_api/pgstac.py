@@ -273,8 +273,9 @@ templates = Jinja2Templates(
         autoescape=jinja2.select_autoescape(["html", "xml"]),
         loader=jinja2.ChoiceLoader(
             [
-                # Our copy of its map page first: titiler.pgstac's puts an error's detail into the popup as HTML.
-                jinja2.FileSystemLoader(Path(__file__).parent / "templates" / "pgstac"),
+                # Our map page first (titiler.core's, escaped; it also reads mosaics' points): titiler.pgstac's puts
+                # an error's detail into the popup as HTML.
+                jinja2.FileSystemLoader(Path(__file__).parent / "templates" / "titiler"),
                 jinja2.PackageLoader("titiler.pgstac", "templates"),
                 jinja2.PackageLoader("titiler.core", "templates"),
             ]

@@ -706,5 +706,5 @@ def test_the_mosaic_map_page_escapes_what_it_shows_in_its_popup(client: TestClie
     search_id = _register(client, ["own-east"])
     page = client.get(f"/searches/{search_id}/WebMercatorQuad/map.html", params={"assets": "data"})
     assert page.status_code == 200, page.text
-    assert "${esc(err.errorData.detail)}" in page.text and "${esc(data.band_names[i])}" in page.text
+    assert "${esc(err.errorData.detail)}" in page.text and "${esc(bandNames[i])}" in page.text
     assert "${err.errorData.detail}" not in page.text
