@@ -222,20 +222,24 @@ def open_zarr(read: ResolvedRead, router: ProviderRouter, group: str | None, dec
     are read first: it must be a group, and its coordinates small enough to load."""
     import xarray
     import zarr
+    from xarray.backends.zarr import ZarrStore
 
     provider = read.provider.name
     store: Any = zarr.storage.ObjectStore(
         object_store(read, router, prefix=read.location.key.rstrip("/")), read_only=True
     )
     try:
-        node = zarr.open_group(store, mode="r", path=group or "")
+        if group:
+            zarr.open_group(store, mode="r", path=group)  # an array where a group is named: xarray fails on it
+        # The group as xarray opens it (one read of its metadata), checked, then handed to xarray as its store.
+        opened = ZarrStore.open_group(store, group=group, mode="r", consolidated=None, consolidate_on_close=False)
         coordinates = [
             (name, int(array.shape[0]) * array.dtype.itemsize)
-            for name, array in node.arrays()
-            if len(array.shape) == 1 and hasattr(array.dtype, "itemsize")
+            for name, array in opened.members.items()  # as xarray read them (consolidated metadata: no listing)
+            if isinstance(array, zarr.Array) and len(array.shape) == 1 and hasattr(array.dtype, "itemsize")
         ]
         refuse_large_coordinates(coordinates, read)
-        return xarray.open_dataset(store, engine="zarr", group=group, decode_times=decode_times)
+        return xarray.open_dataset(store, engine="zarr", store=opened, decode_times=decode_times)
     except (zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError, zarr.errors.ContainsArrayError):
         if group:
             raise VariableSelection(f"group {group!r} is not a group of {read.url}") from None
