@@ -167,26 +167,34 @@ def recorder(lambda_keys: Keys, daac_keys: dict[str, Keys]):
     assert rec.leaks([*secrets, EARTHDATA_PASSWORD]) == []
 
 
-@pytest.fixture
-def md_client(api_env, monkeypatch):
+def _md_client(aws_world: AwsWorld, lambda_keys: Keys, **settings: str):
+    """An app with the /md/ routes, shared by a module's tests (building one fetches every provider's credentials)."""
     from fastapi.testclient import TestClient
 
     from raster_api.main import create_app
 
-    monkeypatch.setenv("RASTER_API_MD_ENABLED", "true")
-    app = create_app()
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+    env = {
+        **aws_world.endpoint_env(),
+        **lambda_keys.env(),
+        "PROVIDERS_CONFIG": json.dumps(providers_config(aws_world)),
+        "RASTER_API_MD_ENABLED": "true",
+        **settings,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        with TestClient(create_app(), raise_server_exceptions=False) as client:
+            yield client
 
 
-@pytest.fixture
-def small_budget_md_client(api_env, monkeypatch):
-    from fastapi.testclient import TestClient
+@pytest.fixture(scope="module")
+def md_client(aws_world: AwsWorld, lambda_keys: Keys, sample_urls: dict[str, str], provider_secrets: dict[str, str]):
+    yield from _md_client(aws_world, lambda_keys)
 
-    from raster_api.main import create_app
 
-    monkeypatch.setenv("RASTER_API_MAX_SOURCE_BYTES", str(2**20))
-    monkeypatch.setenv("RASTER_API_MD_ENABLED", "true")
-    app = create_app()
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+@pytest.fixture(scope="module")
+def small_budget_md_client(
+    aws_world: AwsWorld, lambda_keys: Keys, sample_urls: dict[str, str], provider_secrets: dict[str, str]
+):
+    """With a 1 MB source budget."""
+    yield from _md_client(aws_world, lambda_keys, RASTER_API_MAX_SOURCE_BYTES=str(2**20))

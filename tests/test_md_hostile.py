@@ -142,21 +142,21 @@ def test_a_huge_declared_coordinate_is_refused_before_it_is_loaded(aws_world, md
     assert _data_requests(wire, "lon") == []
 
 
-def test_a_million_time_steps_are_refused_as_bands(aws_world, md_client, tmp_path):
+def test_thousands_of_time_steps_are_refused_as_bands(aws_world, md_client, tmp_path):
     arrays = {
         **_grid(8),
-        "time": (["time"], (1_000_000,), (1_000_000,), "int64", np.arange(1_000_000)),
-        "sst": (["time", "lat", "lon"], (1_000_000, 8, 8), (1000, 8, 8), "float32", None),
+        "time": (["time"], (5000,), (5000,), "int64", np.arange(5000)),
+        "sst": (["time", "lat", "lon"], (5000, 8, 8), (1000, 8, 8), "float32", None),
     }
     url = _put_zarr(aws_world, tmp_path, "md/longtime.zarr", arrays)
     info = md_client.get("/md/info", params={"url": url, "variable": "sst"})
     assert info.status_code == 400, info.text
-    assert info.json()["detail"].endswith("has 1000000 steps along 'time', each a band: choose at most 1000 with sel")
+    assert info.json()["detail"].endswith("has 5000 steps along 'time', each a band: choose at most 1000 with sel")
     chosen = md_client.get("/md/info", params={"url": url, "variable": "sst", "sel": "time=nearest::5"})
     assert chosen.status_code == 200, chosen.text
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def odd_netcdf(aws_world) -> str:
     """sst(time, lat, lon); depth_only(depth, lat, lon) with no depth coordinate; named(station, lat, lon) with text
     stations; flag(lat, lon) boolean; shuffled(step, lat, lon) with an unsorted step; thin (1 px of latitude)."""
