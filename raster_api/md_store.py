@@ -100,6 +100,18 @@ def refuse_large_coordinates(sizes: list[tuple[str, int]], read: ResolvedRead) -
         )
 
 
+def one_dimensional_sizes(h5: h5py.File) -> list[tuple[str, int]]:
+    """`(name, bytes)` of every one-dimensional dataset, from the headers."""
+    sizes: list[tuple[str, int]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and len(obj.shape or ()) == 1:
+            sizes.append((name, int(obj.shape[0]) * obj.dtype.itemsize))
+
+    h5.visititems(visit)
+    return sizes
+
+
 def refuse_outside_references(h5: h5py.File, read: ResolvedRead) -> None:
     """A 400 naming the first external link, virtual dataset or external storage in `h5` (found without following
     any link: h5py visits the links themselves)."""
@@ -120,15 +132,6 @@ def refuse_outside_references(h5: h5py.File, read: ResolvedRead) -> None:
         raise OutsideReference(
             f"{read.url} (provider {read.provider.name!r}) {found}: files that name data outside themselves are not read"
         )
-
-    coordinates: list[tuple[str, int]] = []
-
-    def one_dimensional(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and len(obj.shape or ()) == 1:
-            coordinates.append((name, int(obj.shape[0]) * obj.dtype.itemsize))
-
-    h5.visititems(one_dimensional)
-    refuse_large_coordinates(coordinates, read)
 
 
 # HDF5 reads its metadata in many small pieces, scattered and often the same ones again: the object is read in aligned
@@ -212,6 +215,7 @@ def open_hdf5_file(read: ResolvedRead, router: ProviderRouter) -> _ObjectFile:
         ) from None
     with h5:
         refuse_outside_references(h5, read)
+        refuse_large_coordinates(one_dimensional_sizes(h5), read)
     file.seek(0)
     return file
 

@@ -360,8 +360,9 @@ class SharedTileMatrixSets(TileMatrixSets):
 TILE_MATRIX_SETS = SharedTileMatrixSets(dict(morecantile.tms.tilematrixsets))
 
 
-# titiler's templates, with our copy of `map.html` first: titiler's puts an error's detail (which names the caller's
-# parameters) and a file's band names into the point popup as HTML.
+# titiler's templates, with our copy of `map.html` first (the COG, /md/, mosaic and item map pages): titiler's and
+# titiler.pgstac's put an error's detail (which names the caller's parameters) and a file's band names into the point
+# popup as HTML.
 TEMPLATES = Jinja2Templates(
     env=jinja2.Environment(
         autoescape=jinja2.select_autoescape(["html"]),

@@ -23,10 +23,8 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, cast
 
-import jinja2
 import psycopg
 from cql2 import Expr
 from fastapi import APIRouter, Depends, FastAPI, Query
@@ -36,7 +34,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import ValidationError, ValidationInfo, field_validator
 from starlette import status
 from starlette.requests import Request
-from starlette.templating import Jinja2Templates
 from titiler.core.dependencies import DefaultDependency
 from titiler.core.factory import MultiBaseTilerFactory
 from titiler.extensions import wmtsExtension
@@ -268,21 +265,6 @@ PGSTAC_GENERIC_DETAILS: dict[type[Exception], str] = {
 
 # -- wiring ---------------------------------------------------------------------------------------------------
 
-templates = Jinja2Templates(
-    env=jinja2.Environment(
-        autoescape=jinja2.select_autoescape(["html", "xml"]),
-        loader=jinja2.ChoiceLoader(
-            [
-                # Our map page first (titiler.core's, escaped; it also reads mosaics' points): titiler.pgstac's puts
-                # an error's detail into the popup as HTML.
-                jinja2.FileSystemLoader(Path(__file__).parent / "templates" / "titiler"),
-                jinja2.PackageLoader("titiler.pgstac", "templates"),
-                jinja2.PackageLoader("titiler.core", "templates"),
-            ]
-        ),
-    )
-)
-
 
 def _mosaic_factory(
     path_dependency: Callable[..., str],
@@ -297,8 +279,7 @@ def _mosaic_factory(
         backend=bounded_backend(budget),
         router=APIRouter(dependencies=[*STAC_ROUTER_GUARDS, *guards]),
         route_dependencies=ROUTE_GUARDS,
-        # titiler.pgstac's own templates (its map page), not `parameter_slots`' titiler.core ones.
-        **parameter_slots(api_settings, MosaicTilerFactory, reader_dependency=reader_dependency, templates=templates),
+        **parameter_slots(api_settings, MosaicTilerFactory, reader_dependency=reader_dependency),
         path_dependency=path_dependency,
         router_prefix=prefix,
         dataset_reader=RoutedMosaicItemReader,
@@ -397,7 +378,7 @@ def register(
     items = MultiBaseTilerFactory(
         router=APIRouter(dependencies=STAC_ROUTER_GUARDS),
         route_dependencies=ROUTE_GUARDS,
-        **parameter_slots(api_settings, MultiBaseTilerFactory, reader_dependency=routing, templates=templates),
+        **parameter_slots(api_settings, MultiBaseTilerFactory, reader_dependency=routing),
         reader=RoutedItemReader,
         environment_dependency=environment,
         path_dependency=ItemIdParams,
