@@ -9,7 +9,7 @@ owns the bucket; `?provider=` can only refuse). The reader opens that one object
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
@@ -19,6 +19,7 @@ import xarray
 from affine import Affine
 from fastapi import Depends, FastAPI
 from rio_tiler.constants import WGS84_CRS
+from rio_tiler.utils import cast_to_sequence
 from rioxarray.exceptions import NoDataInBounds
 from starlette import status
 from titiler.extensions import wmtsExtension
@@ -106,7 +107,7 @@ class ProviderXarrayReader(XarrayFileReader):
     def _charge(self, **request: Any) -> None:
         layout = _ChunkLayout(self.input, self.ds.variables[self.variable])
         meter = self.scope.log.meter
-        indexes = _indexes(request.pop("indexes", None))
+        indexes = cast_to_sequence(request.pop("indexes", None))  # how rio-tiler reads `indexes`
         for index in indexes or ():
             if not 1 <= index <= layout.bands:
                 raise VariableSelection(
@@ -230,12 +231,6 @@ class ProviderXarrayReader(XarrayFileReader):
             )
 
 
-def _indexes(indexes: Any) -> list[int] | None:
-    if indexes is None:
-        return None
-    return [int(indexes)] if isinstance(indexes, int) else [int(i) for i in indexes]
-
-
 class _ChunkLayout:
     """What a read of a variable costs, from its header (no pixel is read): zarr and h5py decode whole chunks however
     little of one is asked, and a chunk may be larger than the variable, span several bands or a dimension `sel`
@@ -284,7 +279,7 @@ class _ChunkLayout:
         width: int | None = None,
         height: int | None = None,
         max_size: int | None = None,
-        indexes: list[int] | None = None,
+        indexes: Sequence[int] | None = None,
         point: bool = False,
     ) -> tuple[budget.ReadCost, int]:
         """The read's cost and the chunks it touches (one S3 request each)."""
